@@ -1,0 +1,69 @@
+"""Settings from the environment and `.env`, built once at start and passed in (never read at import).
+
+Every setting here has a line in `.env.example` (a test checks that the two agree).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything paperbot can be configured with; each field is read from its env variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # Storage
+    db_path: Path = Field(Path("data/paperbot.db"), validation_alias="PAPERBOT_DB")
+
+    # Sources
+    hf_api_url: str = Field("https://huggingface.co/api", validation_alias="PAPERBOT_HF_API_URL")
+    arxiv_api_url: str = Field(
+        "https://export.arxiv.org/api/query", validation_alias="PAPERBOT_ARXIV_API_URL"
+    )
+    arxiv_categories: str = Field(
+        "cs.LG,cs.CL,cs.CV,cs.AI", validation_alias="PAPERBOT_ARXIV_CATEGORIES"
+    )
+    ingest_interval_minutes: int = Field(
+        60, ge=5, le=24 * 60, validation_alias="PAPERBOT_INGEST_INTERVAL_MINUTES"
+    )
+    http_timeout_seconds: float = Field(
+        20.0, gt=0, le=300, validation_alias="PAPERBOT_HTTP_TIMEOUT_SECONDS"
+    )
+
+    # Logging
+    log_level: str = Field("INFO", validation_alias="PAPERBOT_LOG_LEVEL")
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
+
+    # Discord
+    discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
+    discord_guild_id: int | None = Field(None, validation_alias="DISCORD_GUILD_ID")
+
+    # HTTP endpoint (Slack HTTP mode)
+    http_host: str = Field("127.0.0.1", validation_alias="PAPERBOT_HTTP_HOST")
+    http_port: int = Field(3000, ge=0, le=65535, validation_alias="PAPERBOT_HTTP_PORT")
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The arXiv categories to follow, as a tuple."""
+        return tuple(c.strip() for c in self.arxiv_categories.split(",") if c.strip())
+
+
+def env_names() -> set[str]:
+    """The environment variable of every setting (for `.env.example` and the docs)."""
+    return {str(f.validation_alias) for f in Settings.model_fields.values()}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, `.env` and explicit overrides (by field name)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,15 @@
+"""The core's exception hierarchy; adapters turn these into polite replies in one place."""
+
+from __future__ import annotations
+
+
+class PaperbotError(Exception):
+    """Base of every error the core raises on purpose; its message is safe to show a user."""
+
+
+class InvalidQuery(PaperbotError):
+    """A topic or search text that cannot be understood."""
+
+
+class ImportFormatError(PaperbotError):
+    """A file or record that is not in a format paperbot reads."""

@@ -1,0 +1,1 @@
+"""Paper sources: Hugging Face Daily Papers, arXiv, and local files."""

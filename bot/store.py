@@ -1,0 +1,261 @@
+"""The SQLite store of papers (with its FTS5 index) through sqlite-utils.
+
+One `Store` owns one connection. The async bot gives it to a single worker thread
+(see `bot.runtime`), so every call here is plain, short, synchronous work.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from bot import migrations
+from bot.models import Paper
+
+_BATCH = 500
+
+
+def utc_iso(moment: datetime) -> str:
+    """Format an aware datetime as the ISO UTC text the store sorts and compares."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse the store's ISO UTC text back into an aware datetime."""
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@dataclass
+class UpsertStats:
+    """What one upsert batch did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: UpsertStats) -> None:
+        """Accumulate another batch's counts."""
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+_COLUMNS = (
+    "id title summary authors published abs_url pdf_url hf_url code_url categories "
+    "upvotes comments ai_summary ai_keywords sources first_seen_at updated_at"
+).split()
+_UPSERT_SQL = (
+    f"INSERT INTO papers ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
+    "ON CONFLICT(id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("id", "first_seen_at"))
+)
+
+
+def _row_to_paper(row: dict[str, Any]) -> Paper:
+    return Paper(
+        id=row["id"],
+        title=row["title"],
+        summary=row["summary"] or "",
+        authors=tuple(json.loads(row["authors"] or "[]")),
+        published=row["published"],
+        abs_url=row["abs_url"],
+        pdf_url=row["pdf_url"],
+        hf_url=row["hf_url"],
+        code_url=row["code_url"],
+        categories=tuple(json.loads(row["categories"] or "[]")),
+        upvotes=row["upvotes"],
+        comments=row["comments"],
+        ai_summary=row["ai_summary"],
+        ai_keywords=tuple(json.loads(row["ai_keywords"] or "[]")),
+        sources=tuple(json.loads(row["sources"] or "[]")),
+        first_seen_at=parse_utc(row["first_seen_at"]) if row["first_seen_at"] else None,
+    )
+
+
+def _paper_to_values(paper: Paper, first_seen: str, now: str) -> tuple[Any, ...]:
+    return (
+        paper.id,
+        paper.title,
+        paper.summary,
+        json.dumps(list(paper.authors), ensure_ascii=False),
+        paper.published,
+        paper.abs_url,
+        paper.pdf_url,
+        paper.hf_url,
+        paper.code_url,
+        json.dumps(list(paper.categories)),
+        paper.upvotes,
+        paper.comments,
+        paper.ai_summary,
+        json.dumps(list(paper.ai_keywords), ensure_ascii=False),
+        json.dumps(list(paper.sources)),
+        first_seen,
+        now,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """Papers, cursors and (later) subscriptions in one SQLite database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) the database at `path`, or in memory for ":memory:"."""
+        if str(path) == ":memory:":
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+        else:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # check_same_thread=False: the connection is created here and then owned by one worker thread.
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
+        db = Database(conn)
+        if str(path) != ":memory:":
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrations.apply(db)
+        return cls(db)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The underlying sqlite3 connection."""
+        return self.db.conn  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+    # -- papers ---------------------------------------------------------------------------
+
+    def upsert_papers(self, papers: Iterable[Paper], now: datetime) -> UpsertStats:
+        """Insert new papers and merge fresh listings into known ones, keeping `first_seen_at`."""
+        stats = UpsertStats()
+        now_text = utc_iso(now)
+        batch: list[Paper] = []
+        for paper in papers:
+            batch.append(paper)
+            if len(batch) >= _BATCH:
+                stats.add(self._upsert_batch(batch, now_text))
+                batch = []
+        if batch:
+            stats.add(self._upsert_batch(batch, now_text))
+        return stats
+
+    def _upsert_batch(self, batch: list[Paper], now_text: str) -> UpsertStats:
+        # The same paper twice in one batch (listed by two sources) is merged before it is written.
+        incoming: dict[str, Paper] = {}
+        for paper in batch:
+            incoming[paper.id] = incoming[paper.id].merged_with(paper) if paper.id in incoming else paper
+        existing = self.get_papers(list(incoming))
+        stats = UpsertStats()
+        values = []
+        for paper_id, paper in incoming.items():
+            old = existing.get(paper_id)
+            if old is None:
+                stats.new += 1
+                values.append(_paper_to_values(paper, now_text, now_text))
+                continue
+            merged = old.merged_with(paper)
+            if merged == old:
+                stats.unchanged += 1
+                continue
+            stats.updated += 1
+            assert old.first_seen_at is not None
+            values.append(_paper_to_values(merged, utc_iso(old.first_seen_at), now_text))
+        with self.conn:
+            self.conn.executemany(_UPSERT_SQL, values)
+        return stats
+
+    def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+        """The stored papers among `ids`, by id."""
+        found: dict[str, Paper] = {}
+        for chunk in _chunks(list(ids), _BATCH):
+            marks = ", ".join("?" for _ in chunk)
+            for row in self.db.query(f"SELECT * FROM papers WHERE id IN ({marks})", list(chunk)):
+                found[row["id"]] = _row_to_paper(row)
+        return found
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        """One stored paper, or None."""
+        return self.get_papers([paper_id]).get(paper_id)
+
+    def papers_by_rowid(self, rowids: Sequence[int]) -> dict[int, Paper]:
+        """Stored papers by SQLite rowid (what the FTS index returns)."""
+        found: dict[int, Paper] = {}
+        for chunk in _chunks(list(rowids), _BATCH):
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT rowid AS _rowid, * FROM papers WHERE rowid IN ({marks})"
+            for row in self.db.query(sql, list(chunk)):
+                found[row.pop("_rowid")] = _row_to_paper(row)
+        return found
+
+    def count_papers(self) -> int:
+        """How many papers the store holds."""
+        return int(self.conn.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def fts_rowids(
+        self,
+        match: str,
+        *,
+        weights: Sequence[float],
+        limit: int,
+        where: str = "",
+        params: Sequence[Any] = (),
+    ) -> list[tuple[int, float]]:
+        """Rowids and bm25 scores (lower is better) of papers matching an FTS5 expression.
+
+        `match` must come from `bot.topics` (already escaped); `where` is extra SQL on `papers`
+        with `?` placeholders for `params`.
+        """
+        weight_args = ", ".join(f"{float(w):.3f}" for w in weights)
+        sql = (
+            f"SELECT papers_fts.rowid, bm25(papers_fts, {weight_args}) AS score "
+            "FROM papers_fts JOIN papers ON papers.rowid = papers_fts.rowid "
+            f"WHERE papers_fts MATCH ? {('AND ' + where) if where else ''} "
+            "ORDER BY score LIMIT ?"
+        )
+        rows = self.conn.execute(sql, [match, *params, limit]).fetchall()
+        return [(int(rowid), float(score)) for rowid, score in rows]
+
+    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many papers contain each (stemmed, FTS-tokenized) term."""
+        wanted = sorted(set(terms))
+        found = dict.fromkeys(wanted, 0)
+        for chunk in _chunks(wanted, _BATCH):
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"SELECT term, doc FROM papers_fts_vocab WHERE term IN ({marks})"
+            for term, doc in self.conn.execute(sql, list(chunk)):
+                found[term] = int(doc)
+        return found
+
+    # -- source cursors ----------------------------------------------------------------------
+
+    def get_cursor(self, source: str) -> str | None:
+        """The saved position of a source (e.g. the last list date fetched), or None."""
+        row = self.conn.execute(
+            "SELECT cursor FROM source_state WHERE source = ?", [source]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
+        """Remember how far a source has been read."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO source_state (source, cursor, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor, "
+                "updated_at = excluded.updated_at",
+                [source, cursor, utc_iso(now)],
+            )

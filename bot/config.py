@@ -15,7 +15,11 @@ class Settings(BaseSettings):
     """Everything paperbot can be configured with; each field is read from its env variable."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # Storage

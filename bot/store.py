@@ -230,6 +230,16 @@ class Store:
         rows = self.conn.execute(sql, [match, *params, limit]).fetchall()
         return [(int(rowid), float(score)) for rowid, score in rows]
 
+    def recent_rowids(
+        self, *, limit: int, where: str = "", params: Sequence[Any] = ()
+    ) -> list[int]:
+        """Rowids of the most recently first-seen papers, optionally filtered by SQL on `papers`."""
+        sql = (
+            f"SELECT rowid FROM papers {('WHERE ' + where) if where else ''} "
+            "ORDER BY first_seen_at DESC LIMIT ?"
+        )
+        return [int(r[0]) for r in self.conn.execute(sql, [*params, limit])]
+
     def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
         """How many papers contain each (stemmed, FTS-tokenized) term."""
         wanted = sorted(set(terms))

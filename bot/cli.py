@@ -1,0 +1,148 @@
+"""The `paperbot` command line (composition root): import, search, match, and the bot itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.config import Settings, load_settings
+from bot.errors import InvalidQuery
+from bot.importer import ImportReport, import_records, read_file
+from bot.models import SearchHit
+from bot.search import matches, search
+from bot.store import Store
+
+log = logging.getLogger("paperbot")
+
+
+def hit_to_json(hit: SearchHit) -> dict[str, Any]:
+    """The JSON object `--json` prints for one result."""
+    paper = hit.paper
+    return {
+        "id": paper.id,
+        "title": paper.title,
+        "score": hit.score,
+        "matched": [
+            {"concept": r.concept, "text": r.matched, "field": r.field, "related": r.related}
+            for r in hit.reasons
+        ],
+        "why": hit.why(),
+        "links": paper.links,
+        "authors": list(paper.authors),
+        "published": paper.published,
+        "upvotes": paper.upvotes,
+        "ai_summary": paper.ai_summary,
+        "first_seen_at": paper.first_seen_at.isoformat() if paper.first_seen_at else None,
+    }
+
+
+def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([hit_to_json(h) for h in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo("No papers found.")
+        return
+    for number, hit in enumerate(hits, start=1):
+        paper = hit.paper
+        extra = f"  [{paper.upvotes} upvotes]" if paper.upvotes else ""
+        click.echo(f"{number:>2}. {paper.title}{extra}")
+        link = paper.links.get("abstract") or next(iter(paper.links.values()), "")
+        click.echo(f"    {paper.id}  {link}".rstrip())
+        click.echo(f"    why: {hit.why()}")
+
+
+@click.group()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database file (default: $PAPERBOT_DB or data/paperbot.db).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path | None) -> None:
+    """paperbot: a research-paper digest bot for Slack, Discord and the terminal."""
+    overrides: dict[str, Any] = {"db_path": db_path} if db_path else {}
+    settings = load_settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = settings
+
+
+@contextmanager
+def _open_store(settings: Settings) -> Iterator[Store]:
+    store = Store.open(settings.db_path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
+    """Import papers from JSON Lines files or Hugging Face Daily Papers responses."""
+    report = ImportReport()
+    now = datetime.now(UTC)
+    with _open_store(settings) as store:
+        for path in files:
+            try:
+                records = list(read_file(path))
+            except OSError as exc:
+                click.echo(f"{path}: cannot read: {exc.strerror or exc}", err=True)
+                sys.exit(1)
+            with click.progressbar(records, label=f"Importing {path.name}", file=sys.stderr) as bar:
+                import_records(store, str(path), bar, now, report)
+        for problem in report.problems:
+            click.echo(f"skipped {problem}", err=True)
+        click.echo(f"Imported: {report.summary()}. The store now has {store.count_papers()} papers.")
+
+
+@cli.command("search")
+@click.argument("query", nargs=-1, required=True)
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 200))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def search_command(settings: Settings, query: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """Ranked look-up: what `/papers QUERY` shows."""
+    with _open_store(settings) as store:
+        try:
+            hits = search(store, " ".join(query), limit=limit)
+        except InvalidQuery as exc:
+            click.echo(f"Invalid query: {exc}", err=True)
+            sys.exit(2)
+        _print_hits(hits, as_json)
+
+
+@cli.command("match")
+@click.argument("topic", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def match_command(settings: Settings, topic: tuple[str, ...], as_json: bool) -> None:
+    """Every stored paper a subscription to TOPIC would put in a digest."""
+    with _open_store(settings) as store:
+        try:
+            hits = matches(store, " ".join(topic))
+        except InvalidQuery as exc:
+            click.echo(f"Invalid topic: {exc}", err=True)
+            sys.exit(2)
+        _print_hits(hits, as_json)
+
+
+def main() -> None:
+    """Entry point of the `paperbot` console script."""
+    cli(prog_name="paperbot")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Look-ups and topic matching over the store: FTS5 finds candidates, `bot.topics` ranks them.
+
+* `search` is what `/papers QUERY` shows: relevance first (title over abstract, phrase over
+  scattered words, rare words over common ones), Hugging Face upvotes and recency break near-ties.
+* `matches` decides what a subscription to a topic puts in a digest: precise, since a noisy
+  digest gets muted, and complete.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from bot.models import Paper, SearchHit
+from bot.store import Store
+from bot.topics import (
+    AnalyzedPaper,
+    GroupScore,
+    Topic,
+    analyze,
+    fts_stem,
+    idf,
+    is_excluded,
+    parse,
+    score_group,
+)
+
+# bm25 column weights for title, summary, authors, ai_keywords (candidate fetching only).
+BM25_WEIGHTS = (4.0, 1.0, 0.5, 2.0)
+# A digest match needs at least this relevance: a title or keyword hit, or a concept the
+# abstract comes back to; a single passing mention in the abstract is not enough.
+MATCH_MIN_SCORE = 1.3
+# Long topics: the share (idf-weighted) of their concepts a paper must have.
+MATCH_MIN_COVERAGE = 0.6
+MATCH_ALL_UP_TO = 2  # topics with this many concepts or fewer need every one
+
+
+@lru_cache(maxsize=50_000)
+def analyze_paper(paper: Paper) -> AnalyzedPaper:
+    """Analyse a paper once and reuse it for every topic (digest runs score many topics)."""
+    return analyze(paper.title, paper.summary, paper.ai_keywords, paper.authors, paper.categories)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A paper's best group score for a topic."""
+
+    paper: Paper
+    best: GroupScore
+    matches: bool
+
+
+class Matcher:
+    """A topic bound to the store's term statistics, ready to score papers."""
+
+    def __init__(self, topic: Topic, doc_freqs: dict[str, int], total: int) -> None:
+        self.topic = topic
+        self.weights = [
+            [idf(_concept_df(c.phrases, doc_freqs, total), max(total, 1)) for c in g.concepts]
+            for g in topic.groups
+        ]
+
+    @classmethod
+    def for_store(cls, topic: Topic, store: Store) -> Matcher:
+        """Build a matcher with document frequencies from the store."""
+        return cls(topic, store.doc_freqs(topic.fts_terms()), store.count_papers())
+
+    def score(self, paper: Paper) -> Scored | None:
+        """Score a paper; None when it is excluded or has none of the topic's concepts."""
+        analyzed = analyze_paper(paper)
+        if is_excluded(self.topic, analyzed):
+            return None
+        best: GroupScore | None = None
+        matches = False
+        for group, weights in zip(self.topic.groups, self.weights, strict=True):
+            result = score_group(group, weights, analyzed)
+            if not group.concepts or result.present:
+                if best is None or result.score > best.score:
+                    best = result
+                matches = matches or _group_matches(len(group.concepts), result)
+        if best is None:
+            return None
+        return Scored(paper, best, matches)
+
+
+def _concept_df(phrases: Sequence[tuple[str, ...]], doc_freqs: dict[str, int], total: int) -> int:
+    # A phrase is at most as common as its rarest word; alternatives add up.
+    df = sum(min(doc_freqs.get(fts_stem(w), 0) for w in phrase) for phrase in phrases if phrase)
+    return min(df, total)
+
+
+def _group_matches(n_concepts: int, result: GroupScore) -> bool:
+    if n_concepts == 0:
+        return True
+    if n_concepts <= MATCH_ALL_UP_TO:
+        return result.present == n_concepts and result.score >= MATCH_MIN_SCORE
+    return (
+        result.coverage >= MATCH_MIN_COVERAGE
+        and result.present >= 2
+        and result.score >= MATCH_MIN_SCORE
+    )
+
+
+def _tiebreak(paper: Paper, today: date) -> float:
+    # Small enough never to lift a weaker match over a clearly better one.
+    upvotes = math.log1p(max(paper.upvotes or 0, 0)) / math.log1p(1000)
+    recency = 0.0
+    if paper.published:
+        try:
+            age = (today - date.fromisoformat(paper.published)).days
+            recency = max(0.0, 1.0 - age / 365)
+        except ValueError:
+            pass
+    return 0.05 * min(upvotes, 1.0) + 0.03 * recency
+
+
+def _category_sql(topic: Topic) -> tuple[str, list[Any]]:
+    if not topic.categories:
+        return "", []
+    clauses = []
+    params: list[Any] = []
+    for category in topic.categories:
+        clauses.append("lower(c.value) = ? OR lower(c.value) LIKE ?")
+        params += [category, category + ".%"]
+    sql = f"EXISTS (SELECT 1 FROM json_each(papers.categories) AS c WHERE {' OR '.join(clauses)})"
+    return sql, params
+
+
+def candidate_rowids(store: Store, topic: Topic, per_query: int) -> list[int]:
+    """Rowids worth scoring: papers with all of a group's concepts first, then with any."""
+    where, params = _category_sql(topic)
+    seen: dict[int, None] = {}
+    for group in topic.groups:
+        if not group.concepts:
+            if topic.authors:
+                expr = topic.fts_all(group)
+                rows = store.fts_rowids(
+                    expr, weights=BM25_WEIGHTS, limit=per_query, where=where, params=params
+                )
+                seen.update((r, None) for r, _ in rows)
+            else:
+                seen.update((r, None) for r in store.recent_rowids(
+                    limit=per_query, where=where, params=params
+                ))
+            continue
+        rows = store.fts_rowids(
+            topic.fts_all(group), weights=BM25_WEIGHTS, limit=per_query, where=where, params=params
+        )
+        seen.update((r, None) for r, _ in rows)
+        if len(group.concepts) > 1 and len(rows) < per_query:
+            rows = store.fts_rowids(
+                topic.fts_any(group), weights=BM25_WEIGHTS, limit=per_query, where=where,
+                params=params,
+            )
+            seen.update((r, None) for r, _ in rows)
+    return list(seen)
+
+
+def rank(
+    matcher: Matcher, papers: Iterable[Paper], today: date, only_matches: bool
+) -> list[SearchHit]:
+    """Score and order papers for a topic, best first."""
+    hits: list[SearchHit] = []
+    for paper in papers:
+        scored = matcher.score(paper)
+        if scored is None or (only_matches and not scored.matches):
+            continue
+        hits.append(
+            SearchHit(paper, round(scored.best.score + _tiebreak(paper, today), 4), scored.best.reasons)
+        )
+    hits.sort(key=lambda h: (-h.score, h.paper.id))
+    return hits
+
+
+def search(
+    store: Store, query: str | Topic, limit: int = 10, today: date | None = None
+) -> list[SearchHit]:
+    """The ranked look-up `/papers QUERY` shows (raises `InvalidQuery` for unusable text)."""
+    topic = parse(query) if isinstance(query, str) else query
+    today = today or datetime.now(UTC).date()
+    rowids = candidate_rowids(store, topic, per_query=max(10 * limit, 100))
+    papers = store.papers_by_rowid(rowids).values()
+    return rank(Matcher.for_store(topic, store), papers, today, only_matches=False)[:limit]
+
+
+def matches(
+    store: Store,
+    query: str | Topic,
+    papers: Sequence[Paper] | None = None,
+    today: date | None = None,
+    cap: int = 5000,
+) -> list[SearchHit]:
+    """Papers a subscription to the topic would put in a digest, best first.
+
+    With `papers`, only those are considered (a digest's new papers); otherwise the whole
+    store, through the index, up to `cap` candidates per group.
+    """
+    topic = parse(query) if isinstance(query, str) else query
+    today = today or datetime.now(UTC).date()
+    if papers is None:
+        papers = list(store.papers_by_rowid(candidate_rowids(store, topic, per_query=cap)).values())
+    return rank(Matcher.for_store(topic, store), papers, today, only_matches=True)

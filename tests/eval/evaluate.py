@@ -1,0 +1,120 @@
+"""Measure look-up and digest-match quality on the judged query sets.
+
+    python tests/eval/evaluate.py [devset|holdout|both] [--verbose]
+
+nDCG@10 uses graded gains (2^grade - 1) against the ideal ordering of every graded paper.
+Match F1 compares `matches()` with the papers graded 2 ("wanted in a digest"); papers graded 1
+are neutral: returning them is not counted against precision, missing them not against recall.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.importer import import_files  # noqa: E402
+from bot.search import matches, search  # noqa: E402
+from bot.store import Store  # noqa: E402
+
+SEED = ROOT / "bot" / "data" / "seed_papers.jsonl"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: str
+    ndcg: float
+    precision: float
+    recall: float
+    f1: float
+    top: list[str]
+    missed: list[str]
+    extra: list[str]
+
+
+def load(name: str) -> list[dict[str, object]]:
+    with (HERE / f"{name}.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def dcg(gains: list[float]) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+
+
+def evaluate_query(store: Store, query: str, grades: dict[str, int]) -> QueryResult:
+    ranked = [h.paper.id for h in search(store, query, limit=10)]
+    gains = [2 ** grades.get(pid, 0) - 1 for pid in ranked]
+    ideal = sorted((2**g - 1 for g in grades.values()), reverse=True)[:10]
+    ndcg = dcg(gains) / dcg(ideal) if ideal else 1.0
+    predicted = {h.paper.id for h in matches(store, query)}
+    wanted = {pid for pid, g in grades.items() if g >= 2}
+    neutral = {pid for pid, g in grades.items() if g == 1}
+    true_pos = len(predicted & wanted)
+    counted = predicted - neutral
+    precision = true_pos / len(counted) if counted else (1.0 if not wanted else 0.0)
+    recall = true_pos / len(wanted) if wanted else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return QueryResult(
+        query, ndcg, precision, recall, f1, ranked,
+        sorted(wanted - predicted), sorted(counted - wanted),
+    )
+
+
+def evaluate(store: Store, queries: list[dict[str, object]]) -> list[QueryResult]:
+    return [
+        evaluate_query(store, str(q["query"]), dict(q["grades"]))  # type: ignore[call-overload]
+        for q in queries
+    ]
+
+
+def seeded_store() -> Store:
+    store = Store.open(":memory:")
+    import_files(store, [SEED], datetime(2026, 11, 20, tzinfo=UTC))
+    return store
+
+
+def summary(results: list[QueryResult]) -> dict[str, float]:
+    n = len(results) or 1
+    return {
+        "queries": len(results),
+        "ndcg@10": sum(r.ndcg for r in results) / n,
+        "match_f1": sum(r.f1 for r in results) / n,
+        "precision": sum(r.precision for r in results) / n,
+        "recall": sum(r.recall for r in results) / n,
+        "worst_ndcg": min((r.ndcg for r in results), default=1.0),
+    }
+
+
+def main(argv: list[str]) -> None:
+    which = argv[0] if argv and not argv[0].startswith("-") else "both"
+    verbose = "--verbose" in argv
+    store = seeded_store()
+    titles = {p.id: p.title for p in store.get_papers(
+        [r[0] for r in store.conn.execute("SELECT id FROM papers")]
+    ).values()}
+    names = ["devset", "holdout"] if which == "both" else [which]
+    for name in names:
+        results = evaluate(store, load(name))
+        s = summary(results)
+        print(
+            f"{name}: {s['queries']:.0f} queries  nDCG@10 {s['ndcg@10']:.3f}  match F1 {s['match_f1']:.3f}"
+            f"  (P {s['precision']:.3f} R {s['recall']:.3f})  worst nDCG {s['worst_ndcg']:.3f}"
+        )
+        for r in results:
+            print(f"  {r.ndcg:5.2f} {r.f1:5.2f} (P {r.precision:4.2f} R {r.recall:4.2f})  {r.query}")
+            if verbose:
+                for pid in r.missed:
+                    print(f"        missed: {titles.get(pid, pid)[:90]}")
+                for pid in r.extra:
+                    print(f"        extra:  {titles.get(pid, pid)[:90]}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Chat adapters: Slack, Discord and the console; thin layers over the core."""

@@ -1,0 +1,1 @@
+"""paperbot core: the paper store, topic language, search, subscriptions and digests."""

@@ -105,7 +105,9 @@ def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
                 import_records(store, str(path), bar, now, report)
         for problem in report.problems:
             click.echo(f"skipped {problem}", err=True)
-        click.echo(f"Imported: {report.summary()}. The store now has {store.count_papers()} papers.")
+        click.echo(
+            f"Imported: {report.summary()}. The store now has {store.count_papers()} papers."
+        )
 
 
 @cli.command("search")

@@ -1,4 +1,4 @@
-"""Settings from the environment and `.env`, built once at start and passed in (never read at import).
+"""Settings from the environment and `.env`: built once at start, passed in, never read at import.
 
 Every setting here has a line in `.env.example` (a test checks that the two agree).
 """

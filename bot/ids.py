@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-# New-style ids (0704.0001 onwards: YYMM.NNNN or YYMM.NNNNN) and old-style ones (cs/0112017, math.GT/0309136).
+# New-style ids (YYMM.NNNN or YYMM.NNNNN) and old-style ones (cs/0112017, math.GT/0309136).
 _ARXIV_ID = re.compile(
     r"(?P<id>\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[A-Z]{2})?/\d{7})(?:v\d+)?",
 )
@@ -13,7 +13,7 @@ _IN_URL = re.compile(rf"(?:arxiv\.org/(?:abs|pdf)/|huggingface\.co/papers/){_ARX
 
 
 def arxiv_id(text: str | None) -> str | None:
-    """Return the version-less arXiv id if `text` is one (`2401.12345v2` -> `2401.12345`), else None."""
+    """The version-less arXiv id if `text` is one (`2401.12345v2` -> `2401.12345`), else None."""
     if not text:
         return None
     match = _FULL.match(text.strip())

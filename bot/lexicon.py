@@ -33,14 +33,28 @@ ENTRIES: tuple[Entry, ...] = (
     # Architectures
     _e("mixture of experts", "MoE", "sparse experts", narrower=("expert routing",)),
     _e("state space model", "SSM", "state-space model", narrower=("mamba",)),
-    _e("graph neural network", "GNN", "graph neural net",
-       narrower=("graph convolutional network", "GCN", "graph attention network", "message passing")),
+    _e(
+        "graph neural network",
+        "GNN",
+        "graph neural net",
+        narrower=(
+            "graph convolutional network",
+            "GCN",
+            "graph attention network",
+            "message passing",
+        ),
+    ),
     _e("graph convolutional network", "GCN", "graph convolution network"),
     _e("vision transformer", "ViT"),
     _e("diffusion transformer", "DiT"),
     _e("large language model", "LLM"),
-    _e("vision-language model", "VLM", "vision language model", "multimodal large language model",
-       "MLLM"),
+    _e(
+        "vision-language model",
+        "VLM",
+        "vision language model",
+        "multimodal large language model",
+        "MLLM",
+    ),
     _e("convolutional neural network", "CNN", "ConvNet", "convolutional network"),
     _e("recurrent neural network", "RNN"),
     _e("generative adversarial network", "GAN"),
@@ -66,42 +80,91 @@ ENTRIES: tuple[Entry, ...] = (
     _e("FlashAttention", "flash attention"),
     _e("linear attention"),
     _e("speculative decoding", "speculative sampling", "draft model"),
-    _e("LLM serving", "LLM inference serving", "model serving", "serving system",
-       "inference serving"),
+    _e(
+        "LLM serving",
+        "LLM inference serving",
+        "model serving",
+        "serving system",
+        "inference serving",
+    ),
     _e("prefill", "prefilling", "prefill-decode disaggregation"),
     _e("long context", "long-context", "context length", "long sequence"),
-    _e("on-device", "edge device", "mobile device", "on device", "edge inference",
-       "resource-constrained device", "low-resource device", "mobile"),
+    _e(
+        "on-device",
+        "edge device",
+        "mobile device",
+        "on device",
+        "edge inference",
+        "resource-constrained device",
+        "low-resource device",
+        "mobile",
+    ),
     _e("processing-in-memory", "PIM", "processing in memory", "in-memory computing"),
-    _e("test-time scaling", "test-time compute", "inference-time scaling", "inference-time compute"),
+    _e(
+        "test-time scaling", "test-time compute", "inference-time scaling", "inference-time compute"
+    ),
     _e("test-time adaptation", "TTA"),
     _e("test-time training", "TTT"),
     # Compression
-    _e("quantization", "quantized", "low-bit",
-       narrower=("post-training quantization", "quantization-aware training", "binarization")),
+    _e(
+        "quantization",
+        "quantized",
+        "low-bit",
+        narrower=("post-training quantization", "quantization-aware training", "binarization"),
+    ),
     _e("post-training quantization", "PTQ", "post training quantization"),
     _e("quantization-aware training", "QAT", "quantization aware training"),
     _e("binarization", "binary neural network", "binarized", "1-bit"),
     _e("pruning", "pruned", narrower=("sparsification", "structured sparsity")),
-    _e("knowledge distillation", "KD", "distillation", "distilling knowledge", "teacher-student",
-       "distill"),
-    _e("model compression", "compressing models", "network compression",
-       narrower=("pruning", "quantization", "knowledge distillation")),
+    _e(
+        "knowledge distillation",
+        "KD",
+        "distillation",
+        "distilling knowledge",
+        "teacher-student",
+        "distill",
+    ),
+    _e(
+        "model compression",
+        "compressing models",
+        "network compression",
+        narrower=("pruning", "quantization", "knowledge distillation"),
+    ),
     _e("low-rank adaptation", "LoRA", "low rank adaptation", narrower=("QLoRA",)),
-    _e("parameter-efficient fine-tuning", "PEFT", "parameter efficient fine tuning",
-       "parameter-efficient tuning", "parameter-efficient transfer learning",
-       "parameter-efficient adaptation",
-       narrower=("LoRA", "low-rank adaptation", "adapter tuning", "prefix tuning", "prompt tuning")),
+    _e(
+        "parameter-efficient fine-tuning",
+        "PEFT",
+        "parameter efficient fine tuning",
+        "parameter-efficient tuning",
+        "parameter-efficient transfer learning",
+        "parameter-efficient adaptation",
+        narrower=(
+            "LoRA",
+            "low-rank adaptation",
+            "adapter tuning",
+            "prefix tuning",
+            "prompt tuning",
+        ),
+    ),
     _e("neural architecture search", "NAS", "architecture search"),
     # Training
     _e("federated learning", "FL", "federated"),
-    _e("distributed training", "parallel training", "data parallelism",
-       narrower=("pipeline parallelism", "tensor parallelism", "model parallelism")),
+    _e(
+        "distributed training",
+        "parallel training",
+        "data parallelism",
+        narrower=("pipeline parallelism", "tensor parallelism", "model parallelism"),
+    ),
     _e("pipeline parallelism", "pipeline parallel", "pipeline-parallel training"),
     _e("tensor parallelism", "tensor parallel"),
     _e("model parallelism", "model parallel"),
-    _e("continual learning", "lifelong learning", "incremental learning",
-       "class-incremental learning", "catastrophic forgetting"),
+    _e(
+        "continual learning",
+        "lifelong learning",
+        "incremental learning",
+        "class-incremental learning",
+        "catastrophic forgetting",
+    ),
     _e("meta-learning", "meta learning", "learning to learn"),
     _e("transfer learning", "domain adaptation"),
     _e("self-supervised learning", "SSL", "self-supervised"),
@@ -121,8 +184,12 @@ ENTRIES: tuple[Entry, ...] = (
     _e("proximal policy optimization", "PPO"),
     _e("multi-agent reinforcement learning", "MARL"),
     _e("Monte Carlo tree search", "MCTS"),
-    _e("preference learning", "preference optimization", "preference alignment",
-       narrower=("RLHF", "direct preference optimization")),
+    _e(
+        "preference learning",
+        "preference optimization",
+        "preference alignment",
+        narrower=("RLHF", "direct preference optimization"),
+    ),
     # Tasks and applications
     _e("retrieval-augmented generation", "RAG", "retrieval augmented generation"),
     _e("text-to-speech", "TTS", "speech synthesis"),
@@ -136,8 +203,14 @@ ENTRIES: tuple[Entry, ...] = (
     _e("out-of-distribution", "OOD", "distribution shift"),
     _e("object detection", "object detector"),
     _e("time series", "time-series", "temporal forecasting"),
-    _e("interpretability", "explainability", "explainable AI", "XAI", "interpretable",
-       "explainable"),
+    _e(
+        "interpretability",
+        "explainability",
+        "explainable AI",
+        "XAI",
+        "interpretable",
+        "explainable",
+    ),
     _e("concept bottleneck model", "CBM", "concept bottleneck"),
     _e("information bottleneck", "IB"),
     _e("differential privacy", "differentially private"),
@@ -152,18 +225,44 @@ _SUFFIX_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<=[a-z]{3})ys(e|es|ed|ing)$"), r"yz\1"),  # analyse -> analyze
 )
 _WORD_RULES: dict[str, str] = {
-    **{b: a for b, a in (
-        ("behaviour", "behavior"), ("behaviours", "behaviors"), ("behavioural", "behavioral"),
-        ("colour", "color"), ("colours", "colors"), ("neighbour", "neighbor"),
-        ("neighbours", "neighbors"), ("neighbouring", "neighboring"), ("neighbourhood", "neighborhood"),
-        ("favour", "favor"), ("labour", "labor"), ("flavour", "flavor"), ("rumour", "rumor"),
-        ("centre", "center"), ("centres", "centers"), ("centred", "centered"), ("fibre", "fiber"),
-        ("metre", "meter"), ("litre", "liter"), ("defence", "defense"), ("offence", "offense"),
-        ("licence", "license"), ("catalogue", "catalog"), ("dialogue", "dialog"),
-        ("dialogues", "dialogs"), ("programme", "program"), ("programmes", "programs"),
-        ("grey", "gray"), ("aluminium", "aluminum"), ("artefact", "artifact"),
-        ("artefacts", "artifacts"), ("judgement", "judgment"), ("ageing", "aging"),
-    )},
+    **{
+        b: a
+        for b, a in (
+            ("behaviour", "behavior"),
+            ("behaviours", "behaviors"),
+            ("behavioural", "behavioral"),
+            ("colour", "color"),
+            ("colours", "colors"),
+            ("neighbour", "neighbor"),
+            ("neighbours", "neighbors"),
+            ("neighbouring", "neighboring"),
+            ("neighbourhood", "neighborhood"),
+            ("favour", "favor"),
+            ("labour", "labor"),
+            ("flavour", "flavor"),
+            ("rumour", "rumor"),
+            ("centre", "center"),
+            ("centres", "centers"),
+            ("centred", "centered"),
+            ("fibre", "fiber"),
+            ("metre", "meter"),
+            ("litre", "liter"),
+            ("defence", "defense"),
+            ("offence", "offense"),
+            ("licence", "license"),
+            ("catalogue", "catalog"),
+            ("dialogue", "dialog"),
+            ("dialogues", "dialogs"),
+            ("programme", "program"),
+            ("programmes", "programs"),
+            ("grey", "gray"),
+            ("aluminium", "aluminum"),
+            ("artefact", "artifact"),
+            ("artefacts", "artifacts"),
+            ("judgement", "judgment"),
+            ("ageing", "aging"),
+        )
+    },
 }
 # Doubled l before a suffix ("modelling") only for words where it is the British spelling.
 _DOUBLE_L = re.compile(
@@ -171,12 +270,11 @@ _DOUBLE_L = re.compile(
 )
 _PROTECTED = frozenset(
     # Words the suffix rules would bend but that are spelled the same in both Englishes.
-    "advise advised advising precise concise promise promised promising premise premises "
-    "exercise exercises expertise enterprise compromise surprise surprised surprising otherwise "
-    "revise revised revising supervise supervised supervising noise noises denoise denoised "
-    "denoising raise raised raising praise rise rising arise arises arising "
-    "paradise franchise merchandise devise devised disguise chemise "
-    "analysis paralysis".split()
+    """advise advised advising precise concise promise promised promising premise premises
+    exercise exercises expertise enterprise compromise surprise surprised surprising
+    otherwise revise revised revising supervise supervised supervising noise noises denoise
+    denoised denoising raise raised raising praise rise rising arise arises arising paradise
+    franchise merchandise devise devised disguise chemise analysis paralysis""".split()
 )
 
 

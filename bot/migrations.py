@@ -6,7 +6,7 @@ from sqlite_utils import Database, Migrations
 
 migrations = Migrations("paperbot")
 
-# Porter stemming matches "caching"/"cache" and "experts"/"expert"; remove_diacritics folds "é" to "e".
+# Porter stemming matches "caching"/"cache" and "experts"/"expert"; diacritics are folded.
 FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
 FTS_COLUMNS = ["title", "summary", "authors", "ai_keywords"]
 
@@ -14,7 +14,7 @@ FTS_COLUMNS = ["title", "summary", "authors", "ai_keywords"]
 @migrations()
 def m001_papers(db: Database) -> None:
     """Papers, their full-text index (kept in sync by triggers) and the per-source cursors."""
-    db["papers"].create(
+    db.table("papers").create(
         {
             "id": str,
             "title": str,
@@ -37,11 +37,11 @@ def m001_papers(db: Database) -> None:
         pk="id",
         not_null={"title", "first_seen_at"},
     )
-    db["papers"].create_index(["first_seen_at"])
-    db["papers"].enable_fts(FTS_COLUMNS, create_triggers=True, tokenize=FTS_TOKENIZE)
+    db.table("papers").create_index(["first_seen_at"])
+    db.table("papers").enable_fts(FTS_COLUMNS, create_triggers=True, tokenize=FTS_TOKENIZE)
     # Document frequencies per term, for weighting rare topic words above common ones.
     db.execute("CREATE VIRTUAL TABLE papers_fts_vocab USING fts5vocab(papers_fts, 'row')")
-    db["source_state"].create({"source": str, "cursor": str, "updated_at": str}, pk="source")
+    db.table("source_state").create({"source": str, "cursor": str, "updated_at": str}, pk="source")
 
 
 def apply(db: Database) -> None:
@@ -52,3 +52,63 @@ def apply(db: Database) -> None:
 def pending(db: Database) -> list[str]:
     """Names of migrations not yet applied."""
     return [m.name for m in migrations.pending(db)]
+
+
+@migrations()
+def m002_subscriptions(db: Database) -> None:
+    """Subscribers (a person or a channel), their topics, muted papers and the digest ledger."""
+    db.table("subscribers").create(
+        {
+            "id": int,
+            "platform": str,  # "slack", "discord", "console"
+            "kind": str,  # "user" (digests by DM) or "channel"
+            "address": str,  # the platform's user or channel id
+            "workspace": str,  # Slack team or Discord guild id ("" when none)
+            "tz": str,  # IANA time zone
+            "digest_time": str,  # local "HH:MM"
+            "days": str,  # comma-separated weekday numbers, Monday = 0
+            "max_papers": int,
+            "paused": int,
+            "undeliverable": str,  # why the destination is gone, or NULL
+            "undeliverable_notified": int,
+            "created_at": str,
+            "next_due_at": str,  # UTC; what the digest tick looks at
+        },
+        pk="id",
+        not_null={"platform", "kind", "address", "tz", "digest_time", "days", "created_at"},
+        defaults={"workspace": "", "paused": 0, "max_papers": 10, "undeliverable_notified": 0},
+    )
+    db.table("subscribers").create_index(["platform", "kind", "address"], unique=True)
+    db.table("subscribers").create_index(["next_due_at"])
+    db.table("topics").create(
+        {"id": int, "subscriber_id": int, "text": str, "key": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+        not_null={"subscriber_id", "text", "key", "created_at"},
+    )
+    db.table("topics").create_index(["subscriber_id", "key"], unique=True)
+    db.table("muted_papers").create(
+        {"subscriber_id": int, "paper_id": str, "created_at": str},
+        pk=("subscriber_id", "paper_id"),
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+    )
+    # One row per subscriber and local digest date: claimed before sending, marked after, so a
+    # restart neither repeats nor loses a digest.
+    db.table("deliveries").create(
+        {
+            "subscriber_id": int,
+            "local_date": str,
+            "status": str,  # claimed, sent, empty, failed
+            "window_start": str,  # papers first seen after this ...
+            "window_end": str,  # ... and up to this (UTC)
+            "claimed_at": str,
+            "finished_at": str,
+            "message_id": str,
+            "paper_ids": str,  # JSON array
+            "error": str,
+        },
+        pk=("subscriber_id", "local_date"),
+        foreign_keys=[("subscriber_id", "subscribers", "id")],
+        not_null={"status", "window_start", "window_end", "claimed_at"},
+    )
+    db.table("deliveries").create_index(["status"])

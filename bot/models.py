@@ -28,7 +28,7 @@ class Paper:
     first_seen_at: datetime | None = None
 
     def merged_with(self, newer: Paper) -> Paper:
-        """Combine a stored paper with a fresh listing of it: fresh values win, gaps keep the old."""
+        """Combine a stored paper with a fresh listing: fresh values win, gaps keep the old."""
         return replace(
             self,
             title=newer.title or self.title,
@@ -67,7 +67,9 @@ class MatchReason:
     concept: str  # the topic's term as the user wrote it (or its canonical form)
     matched: str  # the words found in the paper
     field: str  # "title", "keywords", "abstract" or "authors"
-    related: bool = False  # found through the lexicon (an acronym or expansion) rather than verbatim
+    related: bool = (
+        False  # found through the lexicon (an acronym or expansion) rather than verbatim
+    )
 
     def describe(self) -> str:
         """Human-readable form, e.g. `"key-value cache" in abstract (for KV cache)`."""
@@ -88,3 +90,123 @@ class SearchHit:
     def why(self) -> str:
         """One line saying why the paper matched."""
         return "; ".join(reason.describe() for reason in self.reasons)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """When and how much a subscriber receives."""
+
+    tz: str = "UTC"
+    digest_time: str = "09:00"  # local HH:MM
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)  # Monday = 0
+    max_papers: int = 10
+    paused: bool = False
+
+    def describe_days(self) -> str:
+        """Days as text: `mon-fri`, `every day`, or a list."""
+        if self.days == tuple(range(7)):
+            return "every day"
+        if self.days == (0, 1, 2, 3, 4):
+            return "mon-fri"
+        return ",".join(WEEKDAYS[d] for d in self.days)
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A person (digests by DM) or a channel that follows topics."""
+
+    id: int
+    platform: str
+    kind: str  # "user" or "channel"
+    address: str
+    workspace: str
+    settings: DigestSettings
+    created_at: datetime
+    next_due_at: datetime | None = None
+    undeliverable: str | None = None
+    undeliverable_notified: bool = False
+
+    @property
+    def label(self) -> str:
+        """Short text naming the subscriber in logs (ids only, never tokens)."""
+        return f"{self.platform}:{self.kind}:{self.address}"
+
+
+@dataclass(frozen=True)
+class TopicSubscription:
+    """One topic a subscriber follows."""
+
+    id: int
+    subscriber_id: int
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a command and where, as the adapter reports it."""
+
+    platform: str
+    user_id: str
+    channel_id: str = ""
+    workspace: str = ""
+    can_manage_channel: bool = False  # decided by the adapter from platform permissions
+    user_name: str = ""
+
+
+@dataclass(frozen=True)
+class PaperCard:
+    """A paper ready to show: everything an adapter needs, no platform markup."""
+
+    paper_id: str
+    title: str
+    url: str | None
+    authors: str  # shortened: "A. One, B. Two et al."
+    published: str | None
+    upvotes: int | None
+    summary: str  # the AI summary or the abstract's first sentences
+    why: str
+    links: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """The papers of one topic in a digest, and how many more there were."""
+
+    topic: str
+    cards: tuple[PaperCard, ...]
+    more: int = 0
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A subscriber's digest for one local date."""
+
+    subscriber_id: int
+    local_date: str
+    sections: tuple[DigestSection, ...]
+
+    @property
+    def paper_ids(self) -> tuple[str, ...]:
+        """The ids of every paper shown."""
+        return tuple(card.paper_id for section in self.sections for card in section.cards)
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether there is nothing to post."""
+        return not any(section.cards for section in self.sections)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to one command: text, optional cards or a digest, all plain data."""
+
+    text: str
+    cards: tuple[PaperCard, ...] = ()
+    digest: Digest | None = None
+    error: bool = False
+    notice: str | None = None  # something the user should know first (e.g. DMs were closed)
+    subscribe_topic: str | None = None  # offer a "subscribe to this topic" action

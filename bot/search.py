@@ -143,9 +143,10 @@ def candidate_rowids(store: Store, topic: Topic, per_query: int) -> list[int]:
                 )
                 seen.update((r, None) for r, _ in rows)
             else:
-                seen.update((r, None) for r in store.recent_rowids(
-                    limit=per_query, where=where, params=params
-                ))
+                seen.update(
+                    (r, None)
+                    for r in store.recent_rowids(limit=per_query, where=where, params=params)
+                )
             continue
         rows = store.fts_rowids(
             topic.fts_all(group), weights=BM25_WEIGHTS, limit=per_query, where=where, params=params
@@ -153,7 +154,10 @@ def candidate_rowids(store: Store, topic: Topic, per_query: int) -> list[int]:
         seen.update((r, None) for r, _ in rows)
         if len(group.concepts) > 1 and len(rows) < per_query:
             rows = store.fts_rowids(
-                topic.fts_any(group), weights=BM25_WEIGHTS, limit=per_query, where=where,
+                topic.fts_any(group),
+                weights=BM25_WEIGHTS,
+                limit=per_query,
+                where=where,
                 params=params,
             )
             seen.update((r, None) for r, _ in rows)
@@ -170,7 +174,9 @@ def rank(
         if scored is None or (only_matches and not scored.matches):
             continue
         hits.append(
-            SearchHit(paper, round(scored.best.score + _tiebreak(paper, today), 4), scored.best.reasons)
+            SearchHit(
+                paper, round(scored.best.score + _tiebreak(paper, today), 4), scored.best.reasons
+            )
         )
     hits.sort(key=lambda h: (-h.score, h.paper.id))
     return hits

@@ -47,10 +47,25 @@ class UpsertStats:
         self.unchanged += other.unchanged
 
 
-_COLUMNS = (
-    "id title summary authors published abs_url pdf_url hf_url code_url categories "
-    "upvotes comments ai_summary ai_keywords sources first_seen_at updated_at"
-).split()
+_COLUMNS = [
+    "id",
+    "title",
+    "summary",
+    "authors",
+    "published",
+    "abs_url",
+    "pdf_url",
+    "hf_url",
+    "code_url",
+    "categories",
+    "upvotes",
+    "comments",
+    "ai_summary",
+    "ai_keywords",
+    "sources",
+    "first_seen_at",
+    "updated_at",
+]
 _UPSERT_SQL = (
     f"INSERT INTO papers ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)}) "
     "ON CONFLICT(id) DO UPDATE SET "
@@ -119,7 +134,7 @@ class Store:
             conn = sqlite3.connect(":memory:", check_same_thread=False)
         else:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # check_same_thread=False: the connection is created here and then owned by one worker thread.
+            # check_same_thread=False: created here, then owned by one worker thread.
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
         db = Database(conn)
         if str(path) != ":memory:":
@@ -132,7 +147,7 @@ class Store:
     @property
     def conn(self) -> sqlite3.Connection:
         """The underlying sqlite3 connection."""
-        return self.db.conn  # type: ignore[no-any-return]
+        return self.db.conn
 
     def close(self) -> None:
         """Close the connection."""
@@ -158,7 +173,9 @@ class Store:
         # The same paper twice in one batch (listed by two sources) is merged before it is written.
         incoming: dict[str, Paper] = {}
         for paper in batch:
-            incoming[paper.id] = incoming[paper.id].merged_with(paper) if paper.id in incoming else paper
+            incoming[paper.id] = (
+                incoming[paper.id].merged_with(paper) if paper.id in incoming else paper
+            )
         existing = self.get_papers(list(incoming))
         stats = UpsertStats()
         values = []

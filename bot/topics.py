@@ -32,14 +32,14 @@ MAX_TOPIC_CHARS = 300
 MAX_CONCEPTS = 12
 
 STOPWORDS = frozenset(
-    """a about above after again against all also am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers him his how i if in into is it its itself just
-    me more most my no nor not of off on once only or other our ours out over own same she should
-    so some such than that the their theirs them then there these they this those through to too
-    under until up very via was we were what when where which while who whom why will with would
-    you your yours using use used based towards toward new novel approach approaches method
-    methods paper papers study""".split()
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each few
+    for from further had has have having he her here hers him his how i if in into is it its
+    itself just me more most my no nor not of off on once only or other our ours out over
+    own same she should so some such than that the their theirs them then there these they
+    this those through to too under until up very via was we were what when where which
+    while who whom why will with would you your yours using use used based towards toward
+    new novel approach approaches method methods paper papers study""".split()
 )
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -341,8 +341,12 @@ def _clean(text: str) -> str:
     text = _CONTROL.sub(" ", text)
     # Typographic quotes and dashes as users paste them from papers.
     return (
-        text.replace("\u201c", '"').replace("\u201d", '"').replace("\u2018", "'")
-        .replace("\u2019", "'").replace("\u2013", "-").replace("\u2014", "-")
+        text.replace("\u201c", '"')
+        .replace("\u201d", '"')
+        .replace("\u2018", "'")
+        .replace("\u2019", "'")
+        .replace("\u2013", "-")
+        .replace("\u2014", "-")
     )
 
 
@@ -351,7 +355,7 @@ def _unquote(value: str) -> str:
 
 
 def parse(text: str) -> Topic:
-    """Parse a topic; raise `InvalidQuery` with a message for the user when there is nothing to use."""
+    """Parse a topic; raise `InvalidQuery` with a message for the user when it is unusable."""
     if len(text) > MAX_TOPIC_CHARS:
         raise InvalidQuery(
             f"That topic is {len(text)} characters long; please keep it under {MAX_TOPIC_CHARS}."
@@ -378,9 +382,9 @@ def parse(text: str) -> Topic:
             name, _, value = raw.partition(":")
             value = _unquote(value)
             if name in ("author", "authors"):
-                tokens = tuple(words(value))
-                if tokens:
-                    authors.append(tokens)
+                name_tokens = tuple(words(value))
+                if name_tokens:
+                    authors.append(name_tokens)
                 continue
             if name in ("cat", "category"):
                 category = value.strip().lower()
@@ -529,13 +533,11 @@ def is_excluded(topic: Topic, paper: AnalyzedPaper) -> bool:
     for name in topic.authors:
         if not any(_contains(author, name) for author in paper.authors):
             return True
-    if topic.categories and not any(
+    return bool(topic.categories) and not any(
         cat == wanted or cat.startswith(wanted + ".")
         for cat in paper.categories
         for wanted in topic.categories
-    ):
-        return True
-    return False
+    )
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
@@ -558,9 +560,7 @@ class GroupScore:
     reasons: tuple[MatchReason, ...]
 
 
-def score_group(
-    group: Group, weights: Sequence[float], paper: AnalyzedPaper
-) -> GroupScore:
+def score_group(group: Group, weights: Sequence[float], paper: AnalyzedPaper) -> GroupScore:
     """Score a paper against one group; `weights` are the concepts' idf values."""
     if not group.concepts:
         return GroupScore(1.0, 1.0, 0, ())
@@ -571,7 +571,9 @@ def score_group(
     # Words typed side by side count extra when the paper has them side by side too.
     for left, right in group.adjacent:
         pair = (*group.concepts[left].forms[0].stems, *group.concepts[right].forms[0].stems)
-        bonus = 1.0 if _count(paper, "title", pair) else 0.5 if _count(paper, "abstract", pair) else 0
+        bonus = (
+            1.0 if _count(paper, "title", pair) else 0.5 if _count(paper, "abstract", pair) else 0
+        )
         score += bonus * (weights[left] + weights[right]) / total_weight
     reasons = tuple(h.reason for h in hits if h.reason is not None)
     return GroupScore(score, coverage, sum(1 for h in hits if h.score > 0), reasons)

@@ -45,7 +45,12 @@ def test_bad_lines_are_reported_with_numbers_and_the_rest_imports(
     report = import_files(store, [path], NOW)
     assert report.stats.new == 2
     assert [p.where for p in report.problems] == [
-        "line 2", "line 3", "line 5", "line 6", "line 7", "line 8",
+        "line 2",
+        "line 3",
+        "line 5",
+        "line 6",
+        "line 7",
+        "line 8",
     ]
     good = store.get_paper("2401.00001")  # the version suffix is dropped
     assert good is not None and good.upvotes == 7
@@ -56,7 +61,7 @@ def test_bad_lines_are_reported_with_numbers_and_the_rest_imports(
 
 def test_unreadable_and_broken_files(store: Store, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
-    broken.write_text("[{\"paper\": ", encoding="utf-8")
+    broken.write_text('[{"paper": ', encoding="utf-8")
     report = import_files(store, [tmp_path / "missing.jsonl", broken], NOW)
     assert len(report.problems) == 2
     assert store.count_papers() == 0

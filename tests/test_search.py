@@ -33,7 +33,9 @@ def test_exclusion_removes_papers(seeded_store: Store) -> None:
     plain = {h.paper.id for h in matches(seeded_store, "diffusion")}
     minus = {h.paper.id for h in matches(seeded_store, "diffusion -quantization")}
     assert minus < plain
-    assert not any("quantiz" in h.paper.title.lower() for h in matches(seeded_store, "diffusion -quantization"))
+    assert not any(
+        "quantiz" in h.paper.title.lower() for h in matches(seeded_store, "diffusion -quantization")
+    )
 
 
 def test_british_spelling_finds_the_same_papers(seeded_store: Store) -> None:

@@ -7,7 +7,9 @@ from tests.conftest import NOW
 
 
 def paper(pid: str = "2401.00001", **kw: object) -> Paper:
-    base = Paper(id=pid, title="Sparse Mixture of Experts", summary="We route tokens.", sources=("hf",))
+    base = Paper(
+        id=pid, title="Sparse Mixture of Experts", summary="We route tokens.", sources=("hf",)
+    )
     return replace(base, **kw)  # type: ignore[arg-type]
 
 

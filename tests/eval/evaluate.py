@@ -62,8 +62,14 @@ def evaluate_query(store: Store, query: str, grades: dict[str, int]) -> QueryRes
     recall = true_pos / len(wanted) if wanted else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return QueryResult(
-        query, ndcg, precision, recall, f1, ranked,
-        sorted(wanted - predicted), sorted(counted - wanted),
+        query,
+        ndcg,
+        precision,
+        recall,
+        f1,
+        ranked,
+        sorted(wanted - predicted),
+        sorted(counted - wanted),
     )
 
 
@@ -96,19 +102,25 @@ def main(argv: list[str]) -> None:
     which = argv[0] if argv and not argv[0].startswith("-") else "both"
     verbose = "--verbose" in argv
     store = seeded_store()
-    titles = {p.id: p.title for p in store.get_papers(
-        [r[0] for r in store.conn.execute("SELECT id FROM papers")]
-    ).values()}
+    titles = {
+        p.id: p.title
+        for p in store.get_papers(
+            [r[0] for r in store.conn.execute("SELECT id FROM papers")]
+        ).values()
+    }
     names = ["devset", "holdout"] if which == "both" else [which]
     for name in names:
         results = evaluate(store, load(name))
         s = summary(results)
         print(
-            f"{name}: {s['queries']:.0f} queries  nDCG@10 {s['ndcg@10']:.3f}  match F1 {s['match_f1']:.3f}"
+            f"{name}: {s['queries']:.0f} queries  nDCG@10 {s['ndcg@10']:.3f}"
+            f"  match F1 {s['match_f1']:.3f}"
             f"  (P {s['precision']:.3f} R {s['recall']:.3f})  worst nDCG {s['worst_ndcg']:.3f}"
         )
         for r in results:
-            print(f"  {r.ndcg:5.2f} {r.f1:5.2f} (P {r.precision:4.2f} R {r.recall:4.2f})  {r.query}")
+            print(
+                f"  {r.ndcg:5.2f} {r.f1:5.2f} (P {r.precision:4.2f} R {r.recall:4.2f})  {r.query}"
+            )
             if verbose:
                 for pid in r.missed:
                     print(f"        missed: {titles.get(pid, pid)[:90]}")

@@ -1,0 +1,458 @@
+"""The `/papers` command language: one parser and one handler for every platform.
+
+`parse_command` turns the text after `/papers` into a `Command`; `handle` runs it for a `Caller`
+against the store and returns a `Reply` (plain data each adapter renders). Every domain error
+becomes a friendly reply here, in one place, so adapters never see a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import zoneinfo
+from dataclasses import dataclass, replace
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from bot.cards import card_from_hit
+from bot.errors import InvalidQuery, PaperbotError
+from bot.models import WEEKDAYS, Caller, DigestSettings, Reply, Subscriber
+from bot.search import search
+from bot.store import Store
+from bot.subscriptions import MAX_TOPICS, Subscriptions
+from bot.topics import MAX_TOPIC_CHARS
+
+log = logging.getLogger(__name__)
+
+LOOKUP_LIMIT = 5
+MAX_PAPERS_LIMIT = 50
+MAX_COMMAND_CHARS = 2000
+
+
+class CommandError(PaperbotError):
+    """A command that cannot be carried out as typed; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed `/papers` command.
+
+    `action` is one of: lookup, subscribe, unsubscribe, list, digest, settings, help, unknown.
+    `channel` marks the `channel ...` forms; `arg` is the topic, the unsubscribe target, or the
+    settings field; `value` is the settings value.
+    """
+
+    action: str
+    arg: str = ""
+    value: str = ""
+    channel: bool = False
+
+
+ACTIONS = ("subscribe", "unsubscribe", "list", "digest", "settings", "help", "search", "channel")
+_ALIASES = {
+    "sub": "subscribe",
+    "follow": "subscribe",
+    "unsub": "unsubscribe",
+    "unfollow": "unsubscribe",
+    "ls": "list",
+    "topics": "list",
+    "preview": "digest",
+    "setting": "settings",
+    "config": "settings",
+    "pause": "settings",
+    "resume": "settings",
+    "?": "help",
+    "find": "search",
+    "lookup": "search",
+}
+SETTINGS_FIELDS = ("time", "tz", "days", "max", "pause", "resume")
+_SETTINGS_ALIASES = {"timezone": "tz", "zone": "tz", "day": "days", "limit": "max", "hour": "time"}
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    parts = text.split(None, 1)
+    return (parts[0].lower(), parts[1].strip() if len(parts) > 1 else "") if parts else ("", "")
+
+
+def _closest(word: str, choices: tuple[str, ...]) -> str | None:
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
+def parse_command(text: str) -> Command:
+    """Parse the text after `/papers` (raises `CommandError` for text that is too long)."""
+    if len(text) > MAX_COMMAND_CHARS:
+        raise CommandError(
+            f"That is {len(text)} characters; a command can be at most {MAX_COMMAND_CHARS}."
+        )
+    text = " ".join(text.split())
+    word, rest = _first_word(text)
+    if not word:
+        return Command("help")
+    action = _ALIASES.get(word, word)
+    if word in ("pause", "resume"):
+        return Command("settings", arg=word)
+    if action == "channel":
+        sub, sub_rest = _first_word(rest)
+        sub = _ALIASES.get(sub, sub)
+        if sub in ("subscribe", "unsubscribe", "list"):
+            return Command(sub, arg=sub_rest, channel=True)
+        if sub == "settings":
+            field, value = _first_word(sub_rest)
+            field = _SETTINGS_ALIASES.get(field, field)
+            return Command("settings", arg=field, value=value, channel=True)
+        return Command("unknown", arg=text, value="channel subscribe <topic>")
+    if action == "settings":
+        field, value = _first_word(rest)
+        field = _SETTINGS_ALIASES.get(field, field)
+        return Command("settings", arg=field, value=value)
+    if action in ("subscribe", "unsubscribe", "list", "digest", "help"):
+        return Command(action, arg=rest)
+    if action == "search":
+        return Command("lookup", arg=rest)
+    # A mistyped command word ("subscrbe kv-cache") is better answered with a suggestion
+    # than with a look-up for "subscrbe".
+    guess = _closest(word, ACTIONS + tuple(_ALIASES))
+    if guess and rest:
+        guessed = _ALIASES.get(guess, guess)
+        return Command("unknown", arg=text, value=f"{guessed} {rest}")
+    return Command("lookup", arg=text)
+
+
+# -- settings values -------------------------------------------------------------------------
+
+_TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$")
+_DAY_SETS = {
+    "daily": tuple(range(7)),
+    "everyday": tuple(range(7)),
+    "every day": tuple(range(7)),
+    "all": tuple(range(7)),
+    "weekdays": (0, 1, 2, 3, 4),
+    "workdays": (0, 1, 2, 3, 4),
+    "weekends": (5, 6),
+    "weekend": (5, 6),
+}
+
+
+def parse_time(value: str) -> str:
+    """`9`, `9:30`, `09:30`, `9am`, `5:15pm` -> `HH:MM` (24-hour)."""
+    match = _TIME.match(value.strip().lower())
+    if not match:
+        raise CommandError(
+            f"`{value}` is not a time. Use 24-hour `HH:MM`, e.g. `09:00` or `17:30`."
+        )
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    meridiem = match.group(3)
+    if meridiem:
+        if not 1 <= hour <= 12:
+            raise CommandError(f"`{value}` is not a time: with am/pm the hour is 1 to 12.")
+        hour = hour % 12 + (12 if meridiem == "pm" else 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise CommandError(f"`{value}` is not a time of day (00:00 to 23:59).")
+    return f"{hour:02d}:{minute:02d}"
+
+
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def parse_tz(value: str) -> str:
+    """A known IANA time zone name (case-insensitive), e.g. `Europe/Berlin`."""
+    name = value.strip().replace(" ", "_")
+    if name.upper() in ("UTC", "GMT", "Z"):
+        return "UTC"
+    found = _zones().get(name.lower())
+    if found is None:
+        close = difflib.get_close_matches(name.lower(), list(_zones()), n=1, cutoff=0.8)
+        hint = f" Did you mean `{_zones()[close[0]]}`?" if close else ""
+        raise CommandError(
+            f"`{value[:60]}` is not a time zone I know.{hint} "
+            "Use an IANA name such as `Europe/Berlin` or `America/New_York`."
+        )
+    return found
+
+
+def _day(name: str) -> int:
+    key = name.strip().lower()[:3]
+    if key not in WEEKDAYS:
+        raise CommandError(f"`{name[:20]}` is not a day. Use mon, tue, wed, thu, fri, sat, sun.")
+    return WEEKDAYS.index(key)
+
+
+def parse_days(value: str) -> tuple[int, ...]:
+    """`mon-fri`, `weekdays`, `daily`, `mon,wed,fri`, `sat-sun` -> sorted weekday numbers."""
+    text = " ".join(value.lower().split())
+    if text in _DAY_SETS:
+        return _DAY_SETS[text]
+    if not text:
+        raise CommandError("Which days? For example `mon-fri`, `daily` or `mon,wed,fri`.")
+    days: set[int] = set()
+    for part in re.split(r"[,\s]+", text):
+        if not part:
+            continue
+        if "-" in part:
+            start_name, _, end_name = part.partition("-")
+            start, end = _day(start_name), _day(end_name)
+            span = range(start, end + 1) if start <= end else [*range(start, 7), *range(end + 1)]
+            days.update(span)
+        else:
+            days.add(_day(part))
+    return tuple(sorted(days))
+
+
+def parse_max(value: str) -> int:
+    """A digest size from 1 to MAX_PAPERS_LIMIT."""
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PAPERS_LIMIT:
+        raise CommandError(f"`max` takes a number from 1 to {MAX_PAPERS_LIMIT}, e.g. `max 10`.")
+    return int(value)
+
+
+# -- replies ---------------------------------------------------------------------------------
+
+HELP = """\
+*paperbot* finds new research papers on your topics and sends you a daily digest.
+• `/papers <topic>`: look up papers now, e.g. `/papers kv-cache` or `/papers MoE -vision`
+• `/papers subscribe <topic>`: get new papers on a topic in your daily digest (by DM)
+• `/papers unsubscribe <topic or number>` · `/papers list`: your topics and settings
+• `/papers digest`: preview your next digest now
+• `/papers settings`: show them; `settings time 09:00`, `settings tz Europe/Berlin`,
+  `settings days mon-fri`, `settings max 10`, `settings pause` / `resume`
+• `/papers channel subscribe <topic>` · `channel unsubscribe …` · `channel list` ·
+  `channel settings …`: digests for this channel (channel managers only)
+Topics understand acronyms (MoE, PTQ, PEFT, LoRA…), British spelling, `"exact phrases"`,
+`a OR b`, `-exclusions`, `author:"Name"` and `cat:cs.LG`."""
+
+
+def _describe_settings(subscriber: Subscriber) -> str:
+    s = subscriber.settings
+    state = "paused" if s.paused else "active"
+    text = (
+        f"Digest at {s.digest_time} ({s.tz}), {s.describe_days()}, up to {s.max_papers} papers;"
+        f" {state}."
+    )
+    if subscriber.next_due_at and not s.paused:
+        local = subscriber.next_due_at.astimezone(ZoneInfo(s.tz))
+        text += f" Next: {local:%a %d %b %H:%M}."
+    return text
+
+
+class Handler:
+    """Runs commands against one store (call it from the store's worker thread)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.subs = Subscriptions(store)
+
+    def handle_text(self, caller: Caller, text: str, now: datetime) -> Reply:
+        """Parse and run the text after `/papers`; never raises for anything a user types."""
+        try:
+            command = parse_command(text)
+            return self.handle(caller, command, now)
+        except PaperbotError as exc:
+            return Reply(str(exc), error=True)
+
+    def handle(self, caller: Caller, command: Command, now: datetime) -> Reply:
+        """Run a parsed command (domain errors become error replies)."""
+        try:
+            reply = self._dispatch(caller, command, now)
+        except PaperbotError as exc:
+            reply = Reply(str(exc), error=True)
+        notice = self._undeliverable_notice(caller, command)
+        return replace(reply, notice=notice) if notice else reply
+
+    def _dispatch(self, caller: Caller, command: Command, now: datetime) -> Reply:
+        match command.action:
+            case "help":
+                return Reply(HELP)
+            case "lookup":
+                return self.lookup(caller, command.arg, now)
+            case "subscribe":
+                return self.subscribe(caller, command.arg, command.channel, now)
+            case "unsubscribe":
+                return self.unsubscribe(caller, command.arg, command.channel, now)
+            case "list":
+                return self.list_topics(caller, command.channel, now)
+            case "digest":
+                return self.digest_preview(caller, now)
+            case "settings":
+                return self.settings(caller, command.arg, command.value, command.channel, now)
+            case _:
+                return Reply(
+                    f"I don't know that command. Did you mean `/papers {command.value}`? "
+                    "`/papers help` lists them all.",
+                    error=True,
+                )
+
+    # -- subscribers -----------------------------------------------------------------------
+
+    def _subscriber(self, caller: Caller, channel: bool, now: datetime) -> Subscriber:
+        if channel:
+            if not caller.channel_id:
+                raise CommandError("Channel subscriptions work only inside a channel.")
+            return self.subs.get_or_create(
+                caller.platform, "channel", caller.channel_id, caller.workspace, now
+            )
+        return self.subs.get_or_create(
+            caller.platform, "user", caller.user_id, caller.workspace, now
+        )
+
+    def _existing(self, caller: Caller, channel: bool) -> Subscriber | None:
+        kind, address = ("channel", caller.channel_id) if channel else ("user", caller.user_id)
+        return self.subs.find(caller.platform, kind, address) if address else None
+
+    @staticmethod
+    def _require_manager(caller: Caller) -> None:
+        if not caller.can_manage_channel:
+            raise CommandError(
+                "Only people who manage this channel can change its subscriptions "
+                "(see `/papers help`). You can subscribe for yourself with `/papers subscribe`."
+            )
+
+    def _undeliverable_notice(self, caller: Caller, command: Command) -> str | None:
+        subscriber = self._existing(caller, channel=False)
+        if subscriber is None or subscriber.undeliverable is None:
+            return None
+        reason = self.subs.clear_undeliverable(subscriber.id)
+        log.info("subscriber %s is back after an undeliverable digest", subscriber.label)
+        return (
+            f"I could not deliver your last digest ({reason}), so I stopped sending. "
+            "Now that you are back I will try again; make sure I can send you messages."
+        )
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def lookup(self, caller: Caller, query: str, now: datetime) -> Reply:
+        """Top papers for a topic, with why each matched."""
+        if not query.strip():
+            return Reply(HELP)
+        try:
+            hits = search(self.store, query, limit=LOOKUP_LIMIT + 10, today=now.date())
+        except InvalidQuery as exc:
+            return Reply(str(exc), error=True)
+        subscriber = self._existing(caller, channel=False)
+        if subscriber is not None:
+            muted = self.subs.muted(subscriber.id)
+            hits = [h for h in hits if h.paper.id not in muted]
+        hits = hits[:LOOKUP_LIMIT]
+        if not hits:
+            return Reply(
+                f"No papers on `{query}` in the store yet. Try other words, an acronym or its "
+                "expansion, or subscribe to hear about new ones.",
+                subscribe_topic=query,
+            )
+        return Reply(
+            f"Top {len(hits)} papers for `{query}`:",
+            cards=tuple(card_from_hit(h) for h in hits),
+            subscribe_topic=query,
+        )
+
+    def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:
+        """Follow a topic (for the caller, or for the channel)."""
+        if not topic.strip():
+            raise CommandError("Subscribe to what? For example `/papers subscribe kv-cache`.")
+        if len(topic) > MAX_TOPIC_CHARS:
+            raise CommandError(f"Topics can be at most {MAX_TOPIC_CHARS} characters long.")
+        if channel:
+            self._require_manager(caller)
+        subscriber = self._subscriber(caller, channel, now)
+        added = self.subs.add_topic(subscriber.id, topic, now)
+        where = "this channel's" if channel else "your"
+        if not added:
+            return Reply(f"`{topic}` is already in {where} topics.")
+        count = len(self.subs.topics(subscriber.id))
+        return Reply(
+            f"Subscribed {'this channel ' if channel else ''}to `{topic}` "
+            f"({count} of {MAX_TOPICS} topics). {_describe_settings(subscriber)}"
+        )
+
+    def unsubscribe(self, caller: Caller, target: str, channel: bool, now: datetime) -> Reply:
+        """Stop following a topic given by text or list number."""
+        if not target.strip():
+            raise CommandError(
+                "Unsubscribe from what? Give the topic or its number in `/papers list`."
+            )
+        if channel:
+            self._require_manager(caller)
+        subscriber = self._existing(caller, channel)
+        if subscriber is None:
+            raise CommandError("There are no subscriptions here yet.")
+        removed = self.subs.remove_topic(subscriber.id, target)
+        return Reply(f"Unsubscribed from `{removed}`.")
+
+    def list_topics(self, caller: Caller, channel: bool, now: datetime) -> Reply:
+        """The topics followed (numbered) and the digest settings."""
+        subscriber = self._existing(caller, channel)
+        topics = self.subs.topics(subscriber.id) if subscriber else []
+        owner = "This channel follows" if channel else "You follow"
+        if subscriber is None or not topics:
+            how = "/papers channel subscribe" if channel else "/papers subscribe"
+            return Reply(f"No topics yet. Add one with `{how} <topic>`.")
+        lines = [f"{owner} {len(topics)} topic{'s' if len(topics) != 1 else ''}:"]
+        lines += [f"{n}. {t.text}" for n, t in enumerate(topics, start=1)]
+        lines.append(_describe_settings(subscriber))
+        return Reply("\n".join(lines))
+
+    def digest_preview(self, caller: Caller, now: datetime) -> Reply:
+        """The caller's next digest as it stands now; marks nothing as sent."""
+        from bot.digest import preview
+
+        subscriber = self._existing(caller, channel=False)
+        if subscriber is None or not self.subs.topics(subscriber.id):
+            return Reply("You follow no topics yet. Add one with `/papers subscribe <topic>`.")
+        digest = preview(self.store, subscriber, now)
+        if digest.is_empty:
+            return Reply("Nothing new on your topics since your last digest.")
+        return Reply("Your next digest, as it stands now:", digest=digest)
+
+    def settings(
+        self, caller: Caller, field: str, value: str, channel: bool, now: datetime
+    ) -> Reply:
+        """Show or change the digest settings of the caller (or of the channel, for managers)."""
+        if not field:
+            subscriber = self._existing(caller, channel)
+            if subscriber is None:
+                return Reply(
+                    f"{_describe_settings_default()} (defaults; subscribe to a topic first)"
+                )
+            return Reply(_describe_settings(subscriber))
+        if field not in SETTINGS_FIELDS:
+            guess = _closest(field, SETTINGS_FIELDS)
+            hint = f" Did you mean `settings {guess} {value}`?".replace(" }", "}") if guess else ""
+            raise CommandError(
+                f"There is no setting `{field[:30]}`.{hint} Settings: time, tz, days, max, pause, "
+                "resume."
+            )
+        if channel:
+            self._require_manager(caller)
+        subscriber = self._subscriber(caller, channel, now)
+        current = subscriber.settings
+        if field in ("pause", "resume"):
+            new = replace(current, paused=field == "pause")
+        elif not value:
+            raise CommandError(f"`settings {field}` needs a value, e.g. {_EXAMPLES[field]}.")
+        elif field == "time":
+            new = replace(current, digest_time=parse_time(value))
+        elif field == "tz":
+            new = replace(current, tz=parse_tz(value))
+        elif field == "days":
+            new = replace(current, days=parse_days(value))
+        else:
+            new = replace(current, max_papers=parse_max(value))
+        updated = self.subs.update_settings(subscriber, new, now)
+        return Reply(f"Saved. {_describe_settings(updated)}")
+
+
+_EXAMPLES = {
+    "time": "`settings time 09:00`",
+    "tz": "`settings tz Europe/Berlin`",
+    "days": "`settings days mon-fri`",
+    "max": "`settings max 10`",
+}
+
+
+def _describe_settings_default() -> str:
+    s = DigestSettings()
+    return f"Digest at {s.digest_time} ({s.tz}), {s.describe_days()}, up to {s.max_papers} papers"

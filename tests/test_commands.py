@@ -1,0 +1,169 @@
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.commands import (
+    Command,
+    CommandError,
+    Handler,
+    parse_command,
+    parse_days,
+    parse_time,
+    parse_tz,
+)
+from bot.importer import import_files
+from bot.models import Caller
+from bot.store import Store
+from tests.conftest import SEED
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+ALICE = Caller(platform="slack", user_id="U1", channel_id="C1", workspace="T1")
+MANAGER = Caller(
+    platform="slack", user_id="U2", channel_id="C1", workspace="T1", can_manage_channel=True
+)
+
+
+@pytest.fixture
+def handler(store: Store) -> Handler:
+    import_files(store, [SEED], NOW)
+    return Handler(store)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Command("help")),
+        ("help", Command("help")),
+        ("kv-cache", Command("lookup", arg="kv-cache")),
+        ("search subscribe", Command("lookup", arg="subscribe")),
+        ("subscribe  mixture of   experts", Command("subscribe", arg="mixture of experts")),
+        ("SUB MoE", Command("subscribe", arg="MoE")),
+        ("unsubscribe 2", Command("unsubscribe", arg="2")),
+        ("list", Command("list")),
+        ("channel subscribe PTQ", Command("subscribe", arg="PTQ", channel=True)),
+        ("channel list", Command("list", channel=True)),
+        ("channel settings tz UTC", Command("settings", arg="tz", value="UTC", channel=True)),
+        ("digest", Command("digest")),
+        ("settings", Command("settings")),
+        ("settings time 09:00", Command("settings", arg="time", value="09:00")),
+        ("settings timezone Europe/Berlin", Command("settings", arg="tz", value="Europe/Berlin")),
+        ("pause", Command("settings", arg="pause")),
+        (
+            "subscrbe kv-cache",
+            Command("unknown", arg="subscrbe kv-cache", value="subscribe kv-cache"),
+        ),
+    ],
+)
+def test_parse_command(text: str, expected: Command) -> None:
+    assert parse_command(text) == expected
+
+
+def test_parse_values() -> None:
+    assert parse_time("9") == "09:00"
+    assert parse_time("5:15pm") == "17:15"
+    assert parse_time("12am") == "00:00"
+    for bad in ("25:00", "9:61", "13pm", "noon", "", "0900"):
+        with pytest.raises(CommandError):
+            parse_time(bad)
+    assert parse_tz("europe/berlin") == "Europe/Berlin"
+    assert parse_tz("utc") == "UTC"
+    with pytest.raises(CommandError, match="Europe/Berlin"):
+        parse_tz("Europe/Berln")
+    assert parse_days("mon-fri") == (0, 1, 2, 3, 4)
+    assert parse_days("fri-mon") == (0, 4, 5, 6)
+    assert parse_days("Mon, Wed,fri") == (0, 2, 4)
+    assert parse_days("daily") == tuple(range(7))
+    with pytest.raises(CommandError):
+        parse_days("someday")
+
+
+def test_subscribe_list_unsubscribe_round_trip(handler: Handler) -> None:
+    reply = handler.handle_text(ALICE, "subscribe kv-cache", NOW)
+    assert not reply.error and "Subscribed to `kv-cache`" in reply.text
+    assert "already" in handler.handle_text(ALICE, "subscribe KV-Cache", NOW).text
+    handler.handle_text(ALICE, "subscribe mixture of experts", NOW)
+    listed = handler.handle_text(ALICE, "list", NOW).text
+    assert "1. kv-cache" in listed and "2. mixture of experts" in listed
+    assert "Unsubscribed from `kv-cache`" in handler.handle_text(ALICE, "unsubscribe 1", NOW).text
+    assert "1. mixture of experts" in handler.handle_text(ALICE, "list", NOW).text
+    bad = handler.handle_text(ALICE, "unsubscribe 7", NOW)
+    assert bad.error and "no topic number 7" in bad.text
+
+
+def test_lookup_gives_cards_with_why(handler: Handler) -> None:
+    reply = handler.handle_text(ALICE, "kv-cache", NOW)
+    assert not reply.error and len(reply.cards) == 5
+    assert all(card.why for card in reply.cards)
+    assert reply.subscribe_topic == "kv-cache"
+
+
+def test_settings_change_and_validation(handler: Handler) -> None:
+    assert handler.handle_text(ALICE, "settings tz Europe/Berlin", NOW).text.startswith("Saved.")
+    reply = handler.handle_text(ALICE, "settings time 7:30", NOW)
+    assert "07:30 (Europe/Berlin)" in reply.text
+    assert "mon,wed" in handler.handle_text(ALICE, "settings days mon,wed", NOW).text
+    assert "up to 3 papers" in handler.handle_text(ALICE, "settings max 3", NOW).text
+    assert "paused" in handler.handle_text(ALICE, "settings pause", NOW).text
+    for bad in (
+        "settings tz Mars/Olympus",
+        "settings max 0",
+        "settings max 999",
+        "settings time",
+        "settings colour blue",
+        "settings days",
+    ):
+        reply = handler.handle_text(ALICE, bad, NOW)
+        assert reply.error, bad
+    # Nothing of the bad input changed the saved settings.
+    assert (
+        "07:30 (Europe/Berlin), mon,wed, up to 3 papers; paused"
+        in handler.handle_text(ALICE, "settings", NOW).text
+    )
+
+
+def test_channel_subscriptions_need_a_manager(handler: Handler) -> None:
+    refused = handler.handle_text(ALICE, "channel subscribe MoE", NOW)
+    assert refused.error and "manage this channel" in refused.text
+    assert "No topics yet" in handler.handle_text(ALICE, "channel list", NOW).text
+    assert not handler.handle_text(MANAGER, "channel subscribe MoE", NOW).error
+    assert "1. MoE" in handler.handle_text(ALICE, "channel list", NOW).text
+    assert handler.handle_text(ALICE, "channel unsubscribe MoE", NOW).error
+    assert handler.handle_text(ALICE, "channel settings max 3", NOW).error
+    assert not handler.handle_text(MANAGER, "channel unsubscribe 1", NOW).error
+
+
+def test_topic_limits(handler: Handler) -> None:
+    assert handler.handle_text(ALICE, "subscribe " + "x" * 400, NOW).error
+    assert handler.handle_text(ALICE, 'subscribe "', NOW).error
+    for n in range(20):
+        assert not handler.handle_text(ALICE, f"subscribe topic{n}", NOW).error
+    full = handler.handle_text(ALICE, "subscribe one more", NOW)
+    assert full.error and "20 topics" in full.text
+
+
+def test_unknown_and_misspelled(handler: Handler) -> None:
+    reply = handler.handle_text(ALICE, "subscrbe kv-cache", NOW)
+    assert reply.error and "/papers subscribe kv-cache" in reply.text
+    assert "paperbot" in handler.handle_text(ALICE, "", NOW).text
+
+
+def test_undeliverable_notice_once(handler: Handler) -> None:
+    handler.handle_text(ALICE, "subscribe MoE", NOW)
+    subscriber = handler.subs.find("slack", "user", "U1")
+    assert subscriber is not None
+    handler.subs.mark_undeliverable(subscriber.id, "DMs closed")
+    first = handler.handle_text(ALICE, "list", NOW)
+    assert first.notice and "DMs closed" in first.notice
+    assert handler.handle_text(ALICE, "list", NOW).notice is None
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(max_size=300))
+def test_any_text_gives_a_reply(handler: Handler, text: str) -> None:
+    for prefix in ("", "subscribe ", "unsubscribe ", "settings ", "channel ", "settings tz "):
+        reply = handler.handle_text(MANAGER, prefix + text, NOW)
+        assert reply.text

@@ -123,7 +123,7 @@ def parse_command(text: str) -> Command:
 
 # -- settings values -------------------------------------------------------------------------
 
-_TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$")
+_TIME = re.compile(r"^([0-9]{1,2})(?::([0-9]{2}))?\s*(am|pm)?$")
 _DAY_SETS = {
     "daily": tuple(range(7)),
     "everyday": tuple(range(7)),
@@ -205,7 +205,8 @@ def parse_days(value: str) -> tuple[int, ...]:
 
 def parse_max(value: str) -> int:
     """A digest size from 1 to MAX_PAPERS_LIMIT."""
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PAPERS_LIMIT:
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PAPERS_LIMIT:
         raise CommandError(f"`max` takes a number from 1 to {MAX_PAPERS_LIMIT}, e.g. `max 10`.")
     return int(value)
 

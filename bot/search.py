@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -19,10 +19,10 @@ from bot.models import Paper, SearchHit
 from bot.store import Store
 from bot.topics import (
     AnalyzedPaper,
+    Concept,
     GroupScore,
     Topic,
     analyze,
-    fts_stem,
     idf,
     is_excluded,
     parse,
@@ -57,17 +57,17 @@ class Scored:
 class Matcher:
     """A topic bound to the store's term statistics, ready to score papers."""
 
-    def __init__(self, topic: Topic, doc_freqs: dict[str, int], total: int) -> None:
+    def __init__(self, topic: Topic, doc_freq: Callable[[Concept], int], total: int) -> None:
         self.topic = topic
         self.weights = [
-            [idf(_concept_df(c.phrases, doc_freqs, total), max(total, 1)) for c in g.concepts]
-            for g in topic.groups
+            [idf(doc_freq(c), max(total, 1)) for c in g.concepts] for g in topic.groups
         ]
 
     @classmethod
     def for_store(cls, topic: Topic, store: Store) -> Matcher:
         """Build a matcher with document frequencies from the store."""
-        return cls(topic, store.doc_freqs(topic.fts_terms()), store.count_papers())
+        total = store.count_papers()
+        return cls(topic, lambda concept: store.count_matches(concept.fts(), DF_CAP), total)
 
     def score(self, paper: Paper) -> Scored | None:
         """Score a paper; None when it is excluded or has none of the topic's concepts."""
@@ -87,10 +87,9 @@ class Matcher:
         return Scored(paper, best, matches)
 
 
-def _concept_df(phrases: Sequence[tuple[str, ...]], doc_freqs: dict[str, int], total: int) -> int:
-    # A phrase is at most as common as its rarest word; alternatives add up.
-    df = sum(min(doc_freqs.get(fts_stem(w), 0) for w in phrase) for phrase in phrases if phrase)
-    return min(df, total)
+# Counting stops here: beyond it a concept is common whatever the exact number, and the cap
+# bounds the cost of counting a frequent phrase in a large store.
+DF_CAP = 5000
 
 
 def _group_matches(n_concepts: int, result: GroupScore) -> bool:

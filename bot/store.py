@@ -126,6 +126,8 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # Match counts by FTS expression; any write that changes papers clears it.
+        self._count_cache: dict[tuple[str, int], int] = {}
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -192,8 +194,10 @@ class Store:
             stats.updated += 1
             assert old.first_seen_at is not None
             values.append(_paper_to_values(merged, utc_iso(old.first_seen_at), now_text))
-        with self.conn:
-            self.conn.executemany(_UPSERT_SQL, values)
+        if values:
+            with self.conn:
+                self.conn.executemany(_UPSERT_SQL, values)
+            self._count_cache.clear()
         return stats
 
     def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
@@ -256,6 +260,17 @@ class Store:
             "ORDER BY first_seen_at DESC LIMIT ?"
         )
         return [int(r[0]) for r in self.conn.execute(sql, [*params, limit])]
+
+    def count_matches(self, match: str, cap: int) -> int:
+        """How many papers match an FTS5 expression, counting no further than `cap` (memoised)."""
+        key = (match, cap)
+        found = self._count_cache.get(key)
+        if found is None:
+            if len(self._count_cache) > 10_000:
+                self._count_cache.clear()
+            sql = "SELECT count(*) FROM (SELECT 1 FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?)"
+            found = self._count_cache[key] = int(self.conn.execute(sql, [match, cap]).fetchone()[0])
+        return found
 
     def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
         """How many papers contain each (stemmed, FTS-tokenized) term."""

@@ -176,7 +176,7 @@ class Subscriptions:
         """Stop following a topic given by its text or its number in the list; returns its text."""
         current = self.topics(subscriber_id)
         chosen: TopicSubscription | None = None
-        if target.strip().isdigit():
+        if target.strip().isascii() and target.strip().isdigit():
             number = int(target.strip())
             if not 1 <= number <= len(current):
                 raise NotFound(

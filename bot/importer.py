@@ -118,3 +118,13 @@ def import_files(store: Store, paths: Iterable[Path], now: datetime) -> ImportRe
         except OSError as exc:
             report.problems.append(Problem(str(path), "file", exc.strerror or str(exc)))
     return report
+
+
+def sample_corpus_path() -> Path:
+    """The bundled sample corpus (315 real papers from Hugging Face paper pages)."""
+    return Path(__file__).resolve().parent / "data" / "seed_papers.jsonl"
+
+
+def load_sample_corpus(store: Store, now: datetime) -> ImportReport:
+    """Import the bundled sample corpus, so a fresh offline install has papers to show."""
+    return import_files(store, [sample_corpus_path()], now)

@@ -13,3 +13,11 @@ class InvalidQuery(PaperbotError):
 
 class ImportFormatError(PaperbotError):
     """A file or record that is not in a format paperbot reads."""
+
+
+class DestinationGone(PaperbotError):
+    """A digest destination that will not accept messages (DMs closed, channel deleted, removed)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -112,3 +112,10 @@ def m002_subscriptions(db: Database) -> None:
         not_null={"status", "window_start", "window_end", "claimed_at"},
     )
     db.table("deliveries").create_index(["status"])
+
+
+@migrations()
+def m003_delivery_attempts(db: Database) -> None:
+    """Send attempts and the earliest retry time, so a transient failure is retried, not lost."""
+    db.table("deliveries").add_column("attempts", int, not_null_default=0)
+    db.table("deliveries").add_column("retry_at", str)  # UTC; NULL = retry at once

@@ -7,6 +7,7 @@ Due times are computed with zoneinfo in the subscriber's own time zone and store
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -257,6 +258,33 @@ class Subscriptions:
                 "INSERT OR IGNORE INTO muted_papers (subscriber_id, paper_id, created_at) "
                 "VALUES (?, ?, ?)",
                 [subscriber_id, paper_id, utc_iso(now)],
+            )
+
+    def due(self, now: datetime, platforms: Sequence[str], limit: int = 1000) -> list[Subscriber]:
+        """Subscribers whose digest is due: active, deliverable, following a topic, on a platform.
+
+        One range scan of the `next_due_at` index; the topic check is an indexed EXISTS.
+        """
+        if not platforms:
+            return []
+        marks = ", ".join("?" for _ in platforms)
+        return [
+            _row_to_subscriber(r)
+            for r in self.store.db.query(
+                "SELECT * FROM subscribers AS s "
+                "WHERE s.next_due_at <= ? AND s.paused = 0 AND s.undeliverable IS NULL "
+                f"AND +s.platform IN ({marks}) "  # the unary + keeps the planner on next_due_at
+                "AND EXISTS (SELECT 1 FROM topics AS t WHERE t.subscriber_id = s.id) "
+                "ORDER BY s.next_due_at LIMIT ?",
+                [utc_iso(now), *platforms, limit],
+            )
+        ]
+
+    def set_next_due(self, subscriber_id: int, due: datetime) -> None:
+        """Record when the subscriber's next digest is due."""
+        with self.conn:
+            self.conn.execute(
+                "UPDATE subscribers SET next_due_at = ? WHERE id = ?", [utc_iso(due), subscriber_id]
             )
 
     def channel_subscribers(self, platform: str, workspace: str) -> list[Subscriber]:

@@ -1,0 +1,614 @@
+"""Daily digests: who is due, what is new for them, and claim -> send -> record in a ledger.
+
+The database decides everything: `subscribers.next_due_at` says who is due and the
+`deliveries` ledger (one row per subscriber and local digest date) says what happened to each
+digest. A row is inserted ("claimed") before anything is sent and finished after, so a restart
+neither repeats nor loses a digest. docs/digests.md states the rules for users and operators.
+
+Database work runs on the `StoreRunner` thread; sending runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+from bot.cards import card_from_hit
+from bot.errors import DestinationGone, InvalidQuery
+from bot.models import Digest, DigestSection, Paper, SearchHit, Subscriber, TopicSubscription
+from bot.runtime import StoreRunner
+from bot.search import matches
+from bot.store import Store, parse_utc, utc_iso
+from bot.subscriptions import Subscriptions, dumps_ids, local_date, next_due
+
+log = logging.getLogger(__name__)
+
+# A new subscriber's first digest reaches back this far before they subscribed.
+FIRST_DIGEST_LOOKBACK = timedelta(hours=24)
+# Send attempts per digest before it is given up (its papers then roll into the next digest).
+MAX_ATTEMPTS = 6
+# A hung platform call must not hold up every other digest.
+DELIVER_TIMEOUT_SECONDS = 120.0
+CONCURRENCY = 8
+
+
+def utcnow() -> datetime:
+    """The current aware UTC time."""
+    return datetime.now(UTC)
+
+
+def ledger_key(subscriber_id: int, day: date) -> str:
+    """The idempotency key of one subscriber's digest for one local date."""
+    return f"{subscriber_id}:{day.isoformat()}"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failed send: 1, 2, 4, 8, 16 minutes, at most 30."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 30))
+
+
+class Destination(Protocol):
+    """Where one platform's digests go; each adapter implements it.
+
+    `deliver` returns the platform's message id. `key` is an idempotency key
+    (`"{subscriber_id}:{local_date}"`) an adapter may attach to the message. It raises
+    `DestinationGone` when the destination will never accept messages (DMs closed, channel
+    deleted, bot removed); any other exception is taken as transient and retried.
+
+    An adapter may also offer `async find_delivered(subscriber, key) -> str | None`, the message
+    id of a digest it already posted under `key`; it lets a restart skip resending.
+    """
+
+    platform: str
+
+    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
+        """Post the digest; return the platform message id."""
+        ...
+
+
+# -- building a digest ---------------------------------------------------------------------------
+
+
+def new_papers(store: Store, window_start: datetime, window_end: datetime) -> list[Paper]:
+    """Papers this store first saw in (window_start, window_end]."""
+    rowids = [
+        int(r[0])
+        for r in store.conn.execute(
+            "SELECT rowid FROM papers WHERE first_seen_at > ? AND first_seen_at <= ? "
+            "ORDER BY first_seen_at",
+            [utc_iso(window_start), utc_iso(window_end)],
+        )
+    ]
+    return list(store.papers_by_rowid(rowids).values()) if rowids else []
+
+
+def assemble(
+    subscriber_id: int,
+    day: date,
+    topics: Sequence[str],
+    hits_by_topic: Sequence[Sequence[SearchHit]],
+    max_papers: int,
+) -> Digest:
+    """Group ranked hits into sections: each paper once, capped at `max_papers` in all.
+
+    A paper goes to the topic where it scores highest (the earlier topic on a tie). The cap is
+    shared round-robin over the topics, best paper first, so one busy topic cannot crowd out
+    the others; `more` counts what was cut from each topic.
+    """
+    best: dict[str, tuple[float, int]] = {}
+    for index, hits in enumerate(hits_by_topic):
+        for hit in hits:
+            current = best.get(hit.paper.id)
+            if current is None or hit.score > current[0]:
+                best[hit.paper.id] = (hit.score, index)
+    kept: list[list[SearchHit]] = [
+        sorted(
+            (h for h in hits if best[h.paper.id][1] == index),
+            key=lambda h: (-h.score, h.paper.id),
+        )
+        for index, hits in enumerate(hits_by_topic)
+    ]
+    taken = [0] * len(kept)
+    budget = max(max_papers, 0)
+    while budget > 0:
+        progressed = False
+        for index, hits in enumerate(kept):
+            if budget > 0 and taken[index] < len(hits):
+                taken[index] += 1
+                budget -= 1
+                progressed = True
+        if not progressed:
+            break
+    sections = tuple(
+        DigestSection(
+            topic=topic,
+            cards=tuple(card_from_hit(h) for h in hits[:count]),
+            more=len(hits) - count,
+        )
+        for topic, hits, count in zip(topics, kept, taken, strict=True)
+        if hits
+    )
+    return Digest(subscriber_id=subscriber_id, local_date=day.isoformat(), sections=sections)
+
+
+def build_digest(
+    store: Store,
+    subscriber: Subscriber,
+    window_start: datetime,
+    window_end: datetime,
+    local_date: date,
+    today: date | None = None,
+) -> Digest:
+    """The digest of papers first seen in the window that match any topic, minus muted ones."""
+    subs = Subscriptions(store)
+    topics = subs.topics(subscriber.id)
+    muted = subs.muted(subscriber.id)
+    papers = [p for p in new_papers(store, window_start, window_end) if p.id not in muted]
+    hits_by_topic: list[list[SearchHit]] = []
+    for topic in topics:
+        if not papers:
+            hits_by_topic.append([])
+            continue
+        try:
+            hits_by_topic.append(
+                matches(store, topic.text, papers=papers, today=today or local_date)
+            )
+        except InvalidQuery as error:
+            # A topic saved under older rules must not cost the subscriber the whole digest.
+            log.warning("skipping topic %r of %s: %s", topic.text, subscriber.label, error)
+            hits_by_topic.append([])
+    return assemble(
+        subscriber.id,
+        local_date,
+        [t.text for t in topics],
+        hits_by_topic,
+        subscriber.settings.max_papers,
+    )
+
+
+def subscribed_at(subscriber: Subscriber, topics: Sequence[TopicSubscription]) -> datetime:
+    """When the subscriber started following topics: its earliest topic, else its creation."""
+    return min((t.created_at for t in topics), default=subscriber.created_at)
+
+
+def window_start(
+    store: Store, subscriber: Subscriber, before: date | None, since: datetime
+) -> datetime:
+    """Where the next digest's window starts: the previous non-failed digest's window end.
+
+    `before` limits the search to digests of earlier local dates; with no previous digest the
+    window starts FIRST_DIGEST_LOOKBACK before `since` (when the subscriber subscribed).
+    """
+    sql = "SELECT window_end FROM deliveries WHERE subscriber_id = ? AND status != 'failed'"
+    params: list[object] = [subscriber.id]
+    if before is not None:
+        sql += " AND local_date < ?"
+        params.append(before.isoformat())
+    row = store.conn.execute(sql + " ORDER BY local_date DESC LIMIT 1", params).fetchone()
+    return parse_utc(str(row[0])) if row else since - FIRST_DIGEST_LOOKBACK
+
+
+def preview(store: Store, subscriber: Subscriber, now: datetime) -> Digest:
+    """The subscriber's next digest as it stands now (`/papers digest`); records nothing."""
+    topics = Subscriptions(store).topics(subscriber.id)
+    start = window_start(store, subscriber, None, subscribed_at(subscriber, topics))
+    due = subscriber.next_due_at
+    day = local_date(subscriber.settings, due if due is not None and due > now else now)
+    return build_digest(store, subscriber, start, now, day)
+
+
+# -- the ledger ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A ledger row still `claimed`: a digest whose send has not finished."""
+
+    subscriber: Subscriber
+    local_date: date
+    window_start: datetime
+    window_end: datetime
+    attempts: int
+    paper_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Job:
+    subscriber: Subscriber
+    day: date
+    digest: Digest
+    recovered: bool
+
+
+@dataclass
+class TickReport:
+    """What one tick did.
+
+    `sent`: digests posted. `empty`: digests with nothing new (recorded, not posted).
+    `failed`: digests given up (destination gone, or too many transient failures).
+    `retrying`: sends that failed transiently and will be retried. `skipped_stale`: overdue
+    digests not sent because their local day had passed (their papers roll into the next one);
+    a subscriber down for several days counts once, as the skip goes straight to today.
+    `recovered`: ledger rows left `claimed` by a crash or an earlier failure that this tick
+    took up again (whatever their outcome, which is also counted above).
+    """
+
+    sent: int = 0
+    empty: int = 0
+    failed: int = 0
+    retrying: int = 0
+    skipped_stale: int = 0
+    recovered: int = 0
+
+
+@dataclass
+class _Plan:
+    jobs: list[_Job] = field(default_factory=list)
+    empty: int = 0
+    skipped_stale: int = 0
+
+
+def _finish(
+    store: Store,
+    subscriber_id: int,
+    day: date,
+    status: str,
+    now: datetime,
+    *,
+    message_id: str | None = None,
+    paper_ids: Sequence[str] | None = None,
+    error: str | None = None,
+) -> None:
+    with store.conn:
+        store.conn.execute(
+            "UPDATE deliveries SET status = ?, finished_at = ?, message_id = ?, "
+            "paper_ids = coalesce(?, paper_ids), error = ?, retry_at = NULL "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [
+                status,
+                utc_iso(now),
+                message_id,
+                dumps_ids(list(paper_ids)) if paper_ids is not None else None,
+                error,
+                subscriber_id,
+                day.isoformat(),
+            ],
+        )
+
+
+def _set_planned(store: Store, subscriber_id: int, day: date, digest: Digest) -> None:
+    # The planned content is kept so a recovered claim knows what it was about to send.
+    with store.conn:
+        store.conn.execute(
+            "UPDATE deliveries SET paper_ids = ? WHERE subscriber_id = ? AND local_date = ?",
+            [dumps_ids(digest.paper_ids), subscriber_id, day.isoformat()],
+        )
+
+
+def _claim_due(store: Store, platforms: Sequence[str], now: datetime) -> _Plan:
+    """Claim and build every due digest (the catch-up and first-digest rules live here)."""
+    subs = Subscriptions(store)
+    plan = _Plan()
+    for subscriber in subs.due(now, platforms):
+        settings = subscriber.settings
+        topics = subs.topics(subscriber.id)
+        since = subscribed_at(subscriber, topics)
+        today = local_date(settings, now)
+        due = subscriber.next_due_at
+        assert due is not None  # the due query only returns rows with a due time
+        day = local_date(settings, due)
+        # Walk forward over due moments that must not be sent: before the subscriber followed
+        # anything (no "missed" digest at 09:00 for someone who subscribed at 15:00), or on a
+        # local day that is over (the bot was down for the rest of it).
+        while due <= now and (due < since or day < today):
+            if day < today and due >= since:
+                plan.skipped_stale += 1
+                log.info("digest %s skipped: its local day is over", ledger_key(subscriber.id, day))
+            due = next_due(settings, day, now)
+            day = local_date(settings, due)
+        if due > now:
+            subs.set_next_due(subscriber.id, due)
+            continue
+        start = window_start(store, subscriber, day, since)
+        try:
+            with store.conn:
+                store.conn.execute(
+                    "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
+                    "window_end, claimed_at, attempts) VALUES (?, ?, 'claimed', ?, ?, ?, 1)",
+                    [subscriber.id, day.isoformat(), utc_iso(start), utc_iso(now), utc_iso(now)],
+                )
+                # Advanced in the same transaction: from here on the ledger row owns this day.
+                store.conn.execute(
+                    "UPDATE subscribers SET next_due_at = ? WHERE id = ?",
+                    [utc_iso(next_due(settings, day, now)), subscriber.id],
+                )
+        except sqlite3.IntegrityError:
+            # Already claimed: by another run, or before a stop that left next_due_at behind.
+            subs.set_next_due(subscriber.id, next_due(settings, day, now))
+            continue
+        digest = build_digest(store, subscriber, start, now, day)
+        if digest.is_empty:
+            _finish(store, subscriber.id, day, "empty", now, paper_ids=())
+            plan.empty += 1
+        else:
+            _set_planned(store, subscriber.id, day, digest)
+            plan.jobs.append(_Job(subscriber, day, digest, recovered=False))
+    return plan
+
+
+def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[Claim]:
+    """Claimed rows whose retry time has come, on platforms this process can deliver to."""
+    if not platforms:
+        return []
+    subs = Subscriptions(store)
+    marks = ", ".join("?" for _ in platforms)
+    rows = store.conn.execute(
+        "SELECT d.subscriber_id, d.local_date, d.window_start, d.window_end, d.attempts, "
+        "d.paper_ids FROM deliveries AS d JOIN subscribers AS s ON s.id = d.subscriber_id "
+        "WHERE d.status = 'claimed' AND (d.retry_at IS NULL OR d.retry_at <= ?) "
+        f"AND s.platform IN ({marks}) ORDER BY d.claimed_at",
+        [utc_iso(now), *platforms],
+    ).fetchall()
+    return [
+        Claim(
+            subscriber=subs.get(int(r[0])),
+            local_date=date.fromisoformat(str(r[1])),
+            window_start=parse_utc(str(r[2])),
+            window_end=parse_utc(str(r[3])),
+            attempts=int(r[4] or 0),
+            paper_ids=tuple(json.loads(r[5] or "[]")),
+        )
+        for r in rows
+    ]
+
+
+def _reopen(store: Store, claim: Claim, now: datetime) -> Digest | None:
+    """Rebuild a claimed digest from its stored window and count a new attempt; None if empty."""
+    digest = build_digest(
+        store, claim.subscriber, claim.window_start, claim.window_end, claim.local_date
+    )
+    if digest.is_empty:
+        _finish(store, claim.subscriber.id, claim.local_date, "empty", now, paper_ids=())
+        return None
+    with store.conn:
+        store.conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1, paper_ids = ? "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [dumps_ids(digest.paper_ids), claim.subscriber.id, claim.local_date.isoformat()],
+        )
+    return digest
+
+
+def _record_transient(
+    store: Store,
+    subscriber_id: int,
+    day: date,
+    error: str,
+    now: datetime,
+    max_attempts: int,
+    count_attempt: bool = False,
+) -> bool:
+    """Note a transient failure; returns True when the digest is given up instead.
+
+    `count_attempt` counts a failure that happened before a send was counted (a failed
+    `find_delivered`), so that too cannot repeat forever.
+    """
+    if count_attempt:
+        with store.conn:
+            store.conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1 "
+                "WHERE subscriber_id = ? AND local_date = ?",
+                [subscriber_id, day.isoformat()],
+            )
+    row = store.conn.execute(
+        "SELECT attempts FROM deliveries WHERE subscriber_id = ? AND local_date = ?",
+        [subscriber_id, day.isoformat()],
+    ).fetchone()
+    attempts = int(row[0] or 0) if row else max_attempts
+    if attempts >= max_attempts:
+        _finish(
+            store, subscriber_id, day, "failed", now, error=f"gave up after {attempts}: {error}"
+        )
+        return True
+    with store.conn:
+        store.conn.execute(
+            "UPDATE deliveries SET error = ?, retry_at = ? "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [error, utc_iso(now + retry_delay(attempts)), subscriber_id, day.isoformat()],
+        )
+    return False
+
+
+def _mark_gone(store: Store, subscriber_id: int, day: date, reason: str, now: datetime) -> None:
+    _finish(store, subscriber_id, day, "failed", now, error=f"destination gone: {reason}")
+    Subscriptions(store).mark_undeliverable(subscriber_id, reason)
+
+
+# -- the runner ------------------------------------------------------------------------------------
+
+
+class DigestRunner:
+    """Sends due digests; `tick` is called every minute by the scheduler and once at start.
+
+    Rules (also in docs/digests.md):
+
+    * A subscriber is due when `next_due_at` (their local digest time on a chosen weekday,
+      computed with zoneinfo, so DST is handled) has passed, they are not paused, not marked
+      undeliverable, follow at least one topic and their platform has a destination here.
+    * The digest date is the local date of the due moment. If the subscriber's local date now
+      is already later (the bot was down for the rest of that day), that digest is skipped and
+      `next_due_at` moves on; its papers are not lost, since the next window starts where the
+      previous sent digest ended. A due moment before the subscriber followed any topic is
+      passed over the same way: the first digest comes at the first digest time after that.
+    * Claim: insert the ledger row (subscriber, local date) as `claimed` and advance
+      `next_due_at` in one transaction; a primary-key conflict means the day is taken: skip.
+    * Nothing new: status `empty`, nothing posted. Sent: `sent` + message id + paper ids.
+      `DestinationGone`: `failed` and the subscriber is marked undeliverable (no more tries
+      until they use a command). Any other error: the row stays `claimed` with the error and a
+      `retry_at` (1, 2, 4, 8, 16 minutes); after MAX_ATTEMPTS sends it becomes `failed`.
+    * Recovery, on every tick (so also right after a restart): each `claimed` row whose retry
+      time has come is finished. If the destination's `find_delivered(key)` reports the message,
+      it is marked sent without resending; else, if its local day is over, it becomes `failed`
+      (papers roll over); else it is rebuilt from its stored window and sent.
+    """
+
+    def __init__(
+        self,
+        runner: StoreRunner,
+        destinations: dict[str, Destination],
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        concurrency: int = CONCURRENCY,
+        max_attempts: int = MAX_ATTEMPTS,
+        deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
+    ) -> None:
+        self.runner = runner
+        self.destinations = destinations
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.deliver_timeout = deliver_timeout
+        self._semaphore = asyncio.Semaphore(concurrency)
+        # One tick at a time in this process, so recovery never takes up a send in flight.
+        self._lock = asyncio.Lock()
+
+    async def tick(self, now: datetime | None = None) -> TickReport:
+        """Recover unfinished claims, then claim, build and send every due digest."""
+        async with self._lock:
+            now = now or self.clock()
+            report = TickReport()
+            platforms = sorted(self.destinations)
+            claims = await self.runner.call(_open_claims, platforms, now)
+            if claims:
+                await asyncio.gather(*(self._recover(claim, now, report) for claim in claims))
+            plan = await self.runner.call(_claim_due, platforms, now)
+            report.empty += plan.empty
+            report.skipped_stale += plan.skipped_stale
+            if plan.jobs:
+                await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
+            if report != TickReport():
+                log.info("digest tick %s: %s", utc_iso(now), report)
+            return report
+
+    async def _recover(self, claim: Claim, now: datetime, report: TickReport) -> None:
+        subscriber, day = claim.subscriber, claim.local_date
+        key = ledger_key(subscriber.id, day)
+        destination = self.destinations[subscriber.platform]
+        report.recovered += 1
+        finder = getattr(destination, "find_delivered", None)
+        if finder is not None:
+            try:
+                async with self._semaphore:
+                    message_id = await asyncio.wait_for(
+                        finder(subscriber, key), self.deliver_timeout
+                    )
+            except Exception as error:
+                # Unknown whether it went out: resending could post it twice, so wait and ask again.
+                await self._transient(
+                    subscriber, day, f"find_delivered: {error!r}", report, count_attempt=True
+                )
+                return
+            if message_id:
+                log.info("digest %s was already delivered (%s); not resending", key, message_id)
+                await self.runner.call(
+                    _finish,
+                    subscriber.id,
+                    day,
+                    "sent",
+                    self.clock(),
+                    message_id=str(message_id),
+                    paper_ids=claim.paper_ids,
+                )
+                return
+        if local_date(subscriber.settings, now) > day:
+            log.info("digest %s not finished before its local day ended; skipped", key)
+            await self.runner.call(_finish, subscriber.id, day, "failed", now, error="expired")
+            report.skipped_stale += 1
+            return
+        if subscriber.undeliverable is not None or subscriber.settings.paused:
+            why = "undeliverable" if subscriber.undeliverable is not None else "paused"
+            await self.runner.call(_finish, subscriber.id, day, "failed", now, error=why)
+            report.failed += 1
+            return
+        if claim.attempts >= self.max_attempts:
+            # Each attempt is counted before sending, so a send that kills the process ends here.
+            log.error("digest %s given up after %d attempts", key, claim.attempts)
+            await self.runner.call(
+                _finish,
+                subscriber.id,
+                day,
+                "failed",
+                now,
+                error=f"gave up after {claim.attempts} attempts",
+            )
+            report.failed += 1
+            return
+        digest = await self.runner.call(_reopen, claim, now)
+        if digest is None:
+            report.empty += 1
+            return
+        await self._send(_Job(subscriber, day, digest, recovered=True), report)
+
+    async def _send(self, job: _Job, report: TickReport) -> None:
+        subscriber, day = job.subscriber, job.day
+        key = ledger_key(subscriber.id, day)
+        destination = self.destinations[subscriber.platform]
+        try:
+            async with self._semaphore:
+                message_id = await asyncio.wait_for(
+                    destination.deliver(subscriber, job.digest, key), self.deliver_timeout
+                )
+        except DestinationGone as gone:
+            log.warning(
+                "digest %s for %s: destination gone (%s); marked undeliverable, no more digests "
+                "until they use a command",
+                key,
+                subscriber.label,
+                gone.reason,
+            )
+            await self.runner.call(_mark_gone, subscriber.id, day, gone.reason, self.clock())
+            report.failed += 1
+            return
+        except Exception as error:
+            await self._transient(subscriber, day, repr(error), report)
+            return
+        await self.runner.call(
+            _finish,
+            subscriber.id,
+            day,
+            "sent",
+            self.clock(),
+            message_id=str(message_id),
+            paper_ids=job.digest.paper_ids,
+        )
+        report.sent += 1
+
+    async def _transient(
+        self,
+        subscriber: Subscriber,
+        day: date,
+        error: str,
+        report: TickReport,
+        count_attempt: bool = False,
+    ) -> None:
+        key = ledger_key(subscriber.id, day)
+        gave_up = await self.runner.call(
+            _record_transient,
+            subscriber.id,
+            day,
+            error,
+            self.clock(),
+            self.max_attempts,
+            count_attempt,
+        )
+        if gave_up:
+            log.error("digest %s for %s given up: %s", key, subscriber.label, error)
+            report.failed += 1
+        else:
+            log.warning("digest %s for %s failed, will retry: %s", key, subscriber.label, error)
+            report.retrying += 1

@@ -59,9 +59,7 @@ class Matcher:
 
     def __init__(self, topic: Topic, doc_freq: Callable[[Concept], int], total: int) -> None:
         self.topic = topic
-        self.weights = [
-            [idf(doc_freq(c), max(total, 1)) for c in g.concepts] for g in topic.groups
-        ]
+        self.weights = [[idf(doc_freq(c), max(total, 1)) for c in g.concepts] for g in topic.groups]
 
     @classmethod
     def for_store(cls, topic: Topic, store: Store) -> Matcher:

@@ -39,7 +39,8 @@ STOPWORDS = frozenset(
     own same she should so some such than that the their theirs them then there these they
     this those through to too under until up very via was we were what when where which
     while who whom why will with would you your yours using use used based towards toward
-    new novel approach approaches method methods paper papers study""".split()
+    new novel approach approaches method methods paper papers study reduce reduces reducing
+    reduced improve improves improving improved enhance enhancing better""".split()
 )
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -269,6 +270,16 @@ def _lexicon_concept(entry: _LexEntry, typed: str, title_only: bool) -> Concept:
     )
 
 
+def _quoted_concept(item: _Item) -> Concept:
+    """An exact phrase; one the lexicon knows also matches its other forms ("flash attention"
+    finds "FlashAttention"): the quotes keep the words together, not a spelling."""
+    key = tuple(stem(t) for t in item.tokens)
+    for form_stems, entry in _lexicon_index().get(key[0], []):
+        if form_stems == key:
+            return _lexicon_concept(entry, " ".join(item.tokens), item.title_only)
+    return _phrase_concept(item.tokens, item.title_only)
+
+
 def _concepts_for(items: list[_Item]) -> tuple[list[Concept], list[tuple[int, int]]]:
     """Turn a run of items into concepts, recognising lexicon terms across word boundaries."""
     index = _lexicon_index()
@@ -286,7 +297,7 @@ def _concepts_for(items: list[_Item]) -> tuple[list[Concept], list[tuple[int, in
             item = items[number]
             if item.quoted and number not in done:
                 done.add(number)
-                concepts.append(_phrase_concept(item.tokens, item.title_only))
+                concepts.append(_quoted_concept(item))
 
     done_quoted: set[int] = set()
     previous_single: int | None = None

@@ -1,6 +1,7 @@
 """Search quality on the judged query sets must stay above the issue's bar."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ _PATH = Path(__file__).resolve().parent / "eval" / "evaluate.py"
 _spec = importlib.util.spec_from_file_location("paperbot_evaluate", _PATH)
 assert _spec and _spec.loader
 evaluate = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = evaluate  # dataclasses look their module up there
 _spec.loader.exec_module(evaluate)
 
 

@@ -1,0 +1,103 @@
+"""The full `paperbot` command: the core's commands plus those that start adapters.
+
+The composition root lives here, above both `bot/` and `adapters/`, because the core must never
+import an adapter: `bot.cli` defines the core commands (import, search, match, ingest) and this
+module adds `run` and `console`, which wire the store, the scheduler and the chat adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from adapters.console import ConsoleDestination, run_interactive, run_lines
+from bot.cli import cli
+from bot.config import Settings
+from bot.digest import Destination, DigestRunner
+from bot.importer import load_sample_corpus
+from bot.runtime import StoreRunner
+from bot.scheduler import build_scheduler
+from bot.service import PaperBot
+from bot.store import Store
+
+log = logging.getLogger("paperbot")
+
+
+def _quiet_console_logs() -> None:
+    # In a terminal session per-command log lines would interleave with the answers.
+    if logging.getLogger().level <= logging.INFO:
+        for name in ("bot.service", "apscheduler"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
+    """Fill an empty store with the bundled sample corpus; returns what to tell the user."""
+
+    def load(store: Store) -> str | None:
+        if store.count_papers():
+            return None
+        report = load_sample_corpus(store, datetime.now(UTC))
+        return f"Loaded the bundled sample corpus ({report.stats.new} papers)."
+
+    return await runner.call(load)
+
+
+@cli.command("console")
+@click.pass_obj
+def console_command(settings: Settings) -> None:
+    """Answer `/papers ...` lines from standard input as the user `console`, then exit."""
+
+    _quiet_console_logs()
+
+    async def main() -> None:
+        runner = StoreRunner(Store.open(settings.db_path))
+        try:
+            message = await _load_sample_if_empty(runner)
+            if message:
+                click.echo(message + " (The store was empty.)", err=True)
+            lines = sys.stdin.read().splitlines()
+            await run_lines(PaperBot(runner), lines, sys.stdout)
+        finally:
+            await runner.close()
+
+    asyncio.run(main())
+
+
+@cli.command("run")
+@click.pass_obj
+def run_command(settings: Settings) -> None:
+    """Start the scheduler, ingestion and every adapter whose credentials are set."""
+    _quiet_console_logs()
+    asyncio.run(_run(settings))
+
+
+async def _run(settings: Settings) -> None:
+    runner = StoreRunner(Store.open(settings.db_path))
+    bot = PaperBot(runner)
+    destinations: dict[str, Destination] = {}
+    console = ConsoleDestination()
+    destinations["console"] = console
+    digests = DigestRunner(runner, destinations)
+    message = await _load_sample_if_empty(runner)
+    if message:
+        click.echo(message)
+    scheduler = build_scheduler(digests.tick, None, settings.ingest_interval_minutes)
+    scheduler.start()
+    try:
+        await run_interactive(bot)
+    finally:
+        scheduler.shutdown(wait=False)
+        await runner.close()
+
+
+def main() -> None:
+    """Entry point of the `paperbot` console script."""
+    cli(prog_name="paperbot")
+
+
+if __name__ == "__main__":
+    main()

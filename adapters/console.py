@@ -1,0 +1,134 @@
+"""The console adapter: type `/papers ...` in a terminal; digests are printed when due.
+
+`paperbot console` reads commands from standard input and exits at its end (scriptable);
+`paperbot run` with no chat tokens runs it interactively next to the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
+from bot.service import PaperBot
+
+USER = "console"
+CALLER = Caller(
+    platform="console",
+    user_id=USER,
+    channel_id="console",
+    workspace="",
+    can_manage_channel=True,
+    user_name="you",
+)
+PROMPT = "papers> "
+
+
+def strip_command(line: str) -> str:
+    """The text after `/papers` (a bare line counts as a look-up or command too)."""
+    text = line.strip()
+    for prefix in ("/papers", "papers"):
+        if text.lower() == prefix or text.lower().startswith(prefix + " "):
+            return text[len(prefix) :].strip()
+    return text
+
+
+def render_card(number: int, card: PaperCard) -> str:
+    """One paper as a few lines of text."""
+    meta = " · ".join(
+        part
+        for part in (
+            card.authors,
+            card.published or "",
+            f"{card.upvotes} upvotes" if card.upvotes else "",
+        )
+        if part
+    )
+    lines = [f"{number}. {card.title}"]
+    if meta:
+        lines.append(f"   {meta}")
+    if card.summary:
+        lines.append(f"   {card.summary}")
+    lines.append(f"   why: {card.why}")
+    links = "  ".join(f"{kind}: {url}" for kind, url in card.links.items())
+    if links:
+        lines.append(f"   {links}")
+    return "\n".join(lines)
+
+
+def render_digest(digest: Digest) -> str:
+    """A digest as text, grouped by topic."""
+    lines = [f"Your paper digest for {digest.local_date}"]
+    number = 0
+    for section in digest.sections:
+        if not section.cards:
+            continue
+        lines.append(f"\n== {section.topic} ==")
+        for card in section.cards:
+            number += 1
+            lines.append(render_card(number, card))
+        if section.more:
+            lines.append(f"   … and {section.more} more: /papers {section.topic}")
+    return "\n".join(lines)
+
+
+def render_reply(reply: Reply) -> str:
+    """A reply as text."""
+    parts = []
+    if reply.notice:
+        parts.append(f"! {reply.notice}")
+    parts.append(f"Error: {reply.text}" if reply.error else reply.text)
+    parts += [render_card(n, c) for n, c in enumerate(reply.cards, start=1)]
+    if reply.digest is not None:
+        parts.append(render_digest(reply.digest))
+    if reply.subscribe_topic and reply.cards:
+        parts.append(f"(Subscribe with: /papers subscribe {reply.subscribe_topic})")
+    return "\n".join(parts)
+
+
+class ConsoleDestination:
+    """Delivers digests by printing them (the console's DM)."""
+
+    platform = "console"
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.sent = 0
+
+    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
+        """Print the digest; the message id is the ledger key."""
+        self.out.write("\n" + render_digest(digest) + "\n")
+        self.out.flush()
+        self.sent += 1
+        return f"console:{key}"
+
+
+async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:
+    """Answer each command line in order (the scriptable `paperbot console`)."""
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        reply = await bot.handle(CALLER, strip_command(line))
+        out.write(render_reply(reply) + "\n\n")
+    out.flush()
+
+
+async def run_interactive(
+    bot: PaperBot, out: TextIO = sys.stdout, read_line: Callable[[], str] | None = None
+) -> None:
+    """A prompt loop until end of input or `quit`; digests print in between when due."""
+    reader = read_line or sys.stdin.readline
+    out.write("paperbot console: type `/papers help`, or `quit` to leave.\n")
+    while True:
+        out.write(PROMPT)
+        out.flush()
+        line = await asyncio.to_thread(reader)
+        if not line or line.strip().lower() in ("quit", "exit", "/quit"):
+            out.write("\nBye.\n")
+            return
+        if not line.strip():
+            continue
+        reply = await bot.handle(CALLER, strip_command(line))
+        out.write(render_reply(reply) + "\n")

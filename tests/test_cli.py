@@ -1,0 +1,47 @@
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from adapters.cli import cli
+from tests.conftest import SEED
+
+
+def run(db: Path, *args: str, stdin: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, ["--db", str(db), *args], input=stdin)
+
+
+def test_import_then_search_json(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    result = run(db, "import", str(SEED))
+    assert result.exit_code == 0 and "315 new" in result.output
+    again = run(db, "import", str(SEED))
+    assert "0 new, 0 updated, 315 unchanged, 0 skipped" in again.output
+    found = run(db, "search", "kv-cache", "--json", "--limit", "3")
+    assert found.exit_code == 0
+    hits = json.loads(found.output)
+    assert len(hits) == 3
+    assert {"id", "title", "score", "matched", "links"} <= set(hits[0])
+    assert "KV Cache" in hits[0]["title"]
+
+
+def test_invalid_query_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run(tmp_path / "p.db", "search", '"')
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert run(tmp_path / "p.db", "match", "zzzzqqq", "--json").output.strip() == "[]"
+
+
+def test_console_script_prints_a_digest_of_kv_cache_papers(tmp_path: Path) -> None:
+    result = run(tmp_path / "p.db", "console", stdin="/papers subscribe kv-cache\n/papers digest\n")
+    assert result.exit_code == 0, result.output
+    assert "Subscribed to `kv-cache`" in result.output
+    assert "== kv-cache ==" in result.output
+    assert "KV Cache Reduction" in result.output
+
+
+def test_console_survives_hostile_lines(tmp_path: Path) -> None:
+    lines = ['"', "NOT", "settings tz Nowhere", "unsubscribe 99", "\x00\x1b", "😀" * 3000]
+    result = run(tmp_path / "p.db", "console", stdin="\n".join(f"/papers {x}" for x in lines))
+    assert result.exit_code == 0
+    assert result.output.count("Error:") == len(lines)

@@ -239,16 +239,6 @@ class _GroupDraft:
     items: list[_Item] = field(default_factory=list)
 
 
-def _word_concept(token: str, title_only: bool) -> Concept:
-    forms, phrases = _make_forms([token], narrower=False)
-    return Concept(
-        label=token,
-        forms=tuple(forms),
-        phrases=tuple(sorted(phrases)),
-        fields=("title",) if title_only else FIELDS,
-    )
-
-
 def _phrase_concept(tokens: list[str], title_only: bool) -> Concept:
     text = " ".join(tokens)
     forms, phrases = _make_forms([text], narrower=False)
@@ -330,7 +320,7 @@ def _concepts_for(items: list[_Item]) -> tuple[list[Concept], list[tuple[int, in
         position += 1
         if token in STOPWORDS or (len(token) == 1 and not token.isdigit()):
             continue
-        concepts.append(_word_concept(token, item.title_only))
+        concepts.append(_phrase_concept([token], item.title_only))
         if previous_single is not None and previous_single == len(concepts) - 2:
             adjacent.append((previous_single, len(concepts) - 1))
         previous_single = len(concepts) - 1

@@ -21,3 +21,7 @@ class DestinationGone(PaperbotError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class SourceError(PaperbotError):
+    """A paper source could not be read (down, rate-limited past our patience, or malformed)."""

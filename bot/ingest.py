@@ -1,0 +1,176 @@
+"""Pulling new papers from the sources into the store, merged by arXiv id.
+
+Each source keeps a cursor (`source_state`): Hugging Face the last list date fetched (fetched
+again next time, since a day's list grows while it lasts), arXiv the newest published date
+seen. A source that fails leaves the store and its cursor as they were; the next run
+catches up from the cursor. All store work goes through the `StoreRunner`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import httpx
+
+from bot.config import Settings
+from bot.errors import SourceError
+from bot.models import Paper
+from bot.runtime import StoreRunner
+from bot.sources.arxiv import ArxivSource
+from bot.sources.hf import HuggingFaceSource
+from bot.store import Store, UpsertStats
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOOKBACK_DAYS = 3
+MAX_BACKFILL_DAYS = 366
+
+
+@dataclass
+class SourceReport:
+    """What one source contributed."""
+
+    stats: UpsertStats = field(default_factory=UpsertStats)
+    fetched: int = 0
+    failed: str | None = None
+
+    def summary(self) -> str:
+        """One line for the CLI and the log."""
+        s = self.stats
+        text = f"{self.fetched} fetched, {s.new} new, {s.updated} updated, {s.unchanged} unchanged"
+        return text + (f"; FAILED: {self.failed}" if self.failed else "")
+
+
+@dataclass
+class IngestReport:
+    """Per-source results of one ingest run."""
+
+    sources: dict[str, SourceReport] = field(default_factory=dict)
+
+    @property
+    def new(self) -> int:
+        """Papers this run added to the store."""
+        return sum(r.stats.new for r in self.sources.values())
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the sources that failed."""
+        return [name for name, r in self.sources.items() if r.failed]
+
+
+def _store_batch(papers: list[Paper], now: datetime) -> Callable[[Store], UpsertStats]:
+    return lambda store: store.upsert_papers(papers, now)
+
+
+def _set_cursor(source: str, cursor: str, now: datetime) -> Callable[[Store], None]:
+    return lambda store: store.set_cursor(source, cursor, now)
+
+
+async def ingest_hf(
+    runner: StoreRunner,
+    source: HuggingFaceSource,
+    now: datetime,
+    since: date | None = None,
+    until: date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SourceReport:
+    """Fetch the Daily Papers lists from `since` (or the cursor) to `until` (or today)."""
+    report = SourceReport()
+    cursor = await runner.call(lambda store: store.get_cursor("hf"))
+    last = until or now.date()
+    first = since or (
+        date.fromisoformat(cursor) if cursor else last - timedelta(DEFAULT_LOOKBACK_DAYS)
+    )
+    first = max(first, last - timedelta(MAX_BACKFILL_DAYS))
+    day = first
+    while day <= last:
+        try:
+            papers = await source.daily(day)
+        except SourceError as exc:
+            report.failed = str(exc)
+            log.warning("Hugging Face ingest stopped at %s: %s", day, exc)
+            break
+        report.fetched += len(papers)
+        report.stats.add(await runner.call(_store_batch(papers, now)))
+        done = day.isoformat()
+        await runner.call(_set_cursor("hf", done, now))
+        if progress:
+            progress(f"hf {done}: {len(papers)} papers")
+        day += timedelta(days=1)
+    return report
+
+
+async def ingest_arxiv(
+    runner: StoreRunner,
+    source: ArxivSource,
+    now: datetime,
+    since: date | None = None,
+    until: date | None = None,
+    max_pages: int = 5,
+    progress: Callable[[str], None] | None = None,
+) -> SourceReport:
+    """Fetch arXiv's newest papers back to `since` (or a day before the cursor)."""
+    report = SourceReport()
+    cursor = await runner.call(lambda store: store.get_cursor("arxiv"))
+    start = since or (
+        date.fromisoformat(cursor) - timedelta(days=1)
+        if cursor
+        else now.date() - timedelta(DEFAULT_LOOKBACK_DAYS)
+    )
+    try:
+        papers = await source.recent(since=start, max_pages=max_pages)
+    except SourceError as exc:
+        report.failed = str(exc)
+        log.warning("arXiv ingest failed: %s", exc)
+        return report
+    if until is not None:
+        papers = [p for p in papers if not p.published or p.published <= until.isoformat()]
+    report.fetched = len(papers)
+    report.stats.add(await runner.call(_store_batch(papers, now)))
+    newest = max((p.published for p in papers if p.published), default=None)
+    if newest and (cursor is None or newest > cursor):
+        await runner.call(_set_cursor("arxiv", newest, now))
+    if progress:
+        progress(f"arxiv since {start}: {len(papers)} papers")
+    return report
+
+
+async def run_ingest(
+    settings: Settings,
+    runner: StoreRunner,
+    now: datetime,
+    source: str = "all",
+    since: date | None = None,
+    until: date | None = None,
+    progress: Callable[[str], None] | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> IngestReport:
+    """Ingest from the configured sources with a client built from the settings."""
+    report = IngestReport()
+    own = client is None
+    client = client or httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+    try:
+        if source in ("all", "hf"):
+            hf = HuggingFaceSource(
+                client, settings.hf_api_url, timeout=settings.http_timeout_seconds
+            )
+            report.sources["hf"] = await ingest_hf(runner, hf, now, since, until, progress)
+        if source in ("all", "arxiv"):
+            arxiv = ArxivSource(
+                client,
+                settings.arxiv_api_url,
+                settings.categories,
+                timeout=settings.http_timeout_seconds,
+            )
+            report.sources["arxiv"] = await ingest_arxiv(
+                runner, arxiv, now, since, until, progress=progress
+            )
+    finally:
+        if own:
+            await client.aclose()
+    for name, part in report.sources.items():
+        log.info("ingest %s: %s", name, part.summary())
+    return report

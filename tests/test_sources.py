@@ -135,7 +135,7 @@ async def test_arxiv_spacing_and_paging() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         starts.append(request.url.params["start"])
-        assert "cat:cs.LG OR cat:cs.AI" == request.url.params["search_query"]
+        assert request.url.params["search_query"] == "cat:cs.LG OR cat:cs.AI"
         return httpx.Response(200, content=ARXIV)
 
     sleeps = Sleeps()

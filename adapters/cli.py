@@ -19,6 +19,7 @@ from bot.cli import cli
 from bot.config import Settings
 from bot.digest import Destination, DigestRunner
 from bot.importer import load_sample_corpus
+from bot.ingest import run_ingest
 from bot.runtime import StoreRunner
 from bot.scheduler import build_scheduler
 from bot.service import PaperBot
@@ -75,6 +76,29 @@ def run_command(settings: Settings) -> None:
     asyncio.run(_run(settings))
 
 
+FIRST_INGEST_SECONDS = 20.0
+
+
+async def _first_start(settings: Settings, runner: StoreRunner) -> None:
+    """On an empty store try the sources briefly; offline, fall back to the sample corpus."""
+    if await runner.call(lambda store: store.count_papers()):
+        return
+    click.echo("The store is empty: fetching recent papers...")
+    try:
+        report = await asyncio.wait_for(
+            run_ingest(settings, runner, datetime.now(UTC)), FIRST_INGEST_SECONDS
+        )
+        fetched = report.new
+    except (TimeoutError, OSError):
+        fetched = 0
+    if fetched:
+        click.echo(f"Fetched {fetched} papers.")
+        return
+    message = await _load_sample_if_empty(runner)
+    if message:
+        click.echo(f"The sources could not be reached. {message}")
+
+
 async def _run(settings: Settings) -> None:
     runner = StoreRunner(Store.open(settings.db_path))
     bot = PaperBot(runner)
@@ -82,10 +106,12 @@ async def _run(settings: Settings) -> None:
     console = ConsoleDestination()
     destinations["console"] = console
     digests = DigestRunner(runner, destinations)
-    message = await _load_sample_if_empty(runner)
-    if message:
-        click.echo(message)
-    scheduler = build_scheduler(digests.tick, None, settings.ingest_interval_minutes)
+    await _first_start(settings, runner)
+
+    async def ingest() -> None:
+        await run_ingest(settings, runner, datetime.now(UTC))
+
+    scheduler = build_scheduler(digests.tick, ingest, settings.ingest_interval_minutes)
     scheduler.start()
     try:
         await run_interactive(bot)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -139,6 +140,41 @@ def match_command(settings: Settings, topic: tuple[str, ...], as_json: bool) -> 
             click.echo(f"Invalid topic: {exc}", err=True)
             sys.exit(2)
         _print_hits(hits, as_json)
+
+
+@cli.command("ingest")
+@click.option(
+    "--source", type=click.Choice(["all", "hf", "arxiv"]), default="all", show_default=True
+)
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="First date to fetch.")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Last date to fetch.")
+@click.pass_obj
+def ingest_command(
+    settings: Settings, source: str, since: datetime | None, until: datetime | None
+) -> None:
+    """Pull new papers from Hugging Face and arXiv into the store."""
+    from bot.ingest import run_ingest
+    from bot.runtime import StoreRunner
+
+    async def main() -> int:
+        runner = StoreRunner(Store.open(settings.db_path))
+        try:
+            report = await run_ingest(
+                settings,
+                runner,
+                datetime.now(UTC),
+                source,
+                since.date() if since else None,
+                until.date() if until else None,
+                progress=lambda line: click.echo(line, err=True),
+            )
+        finally:
+            await runner.close()
+        for name, part in report.sources.items():
+            click.echo(f"{name}: {part.summary()}")
+        return 1 if report.failed else 0
+
+    sys.exit(asyncio.run(main()))
 
 
 def main() -> None:

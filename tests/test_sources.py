@@ -206,3 +206,25 @@ async def test_a_source_that_is_down_changes_nothing(runner: StoreRunner) -> Non
     assert report.failed and areport.failed
     assert await runner.call(lambda s: s.count_papers()) == 0
     assert await runner.call(lambda s: s.get_cursor("hf")) is None
+
+
+async def test_run_ingest_with_settings(runner: StoreRunner) -> None:
+    from bot.config import load_settings
+    from bot.ingest import run_ingest
+
+    settings = load_settings(
+        hf_api_url="http://127.0.0.1:9/api", arxiv_api_url="http://127.0.0.1:9/q"
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/daily_papers":
+            return httpx.Response(
+                200, json=HF_DAY if request.url.params["date"] == "2026-07-13" else []
+            )
+        return httpx.Response(200, content=ARXIV)
+
+    async with client(handler) as c:
+        report = await run_ingest(settings, runner, NOW, "all", since=date(2026, 4, 1), client=c)
+    assert report.failed == []
+    assert report.sources["hf"].stats.new == 30
+    assert report.sources["arxiv"].stats.new == 20

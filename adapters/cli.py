@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 
 import click
+import httpx
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
 from bot.cli import cli
@@ -20,9 +21,11 @@ from bot.config import Settings
 from bot.digest import Destination, DigestRunner
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
+from bot.models import Paper
 from bot.runtime import StoreRunner
 from bot.scheduler import build_scheduler
 from bot.service import PaperBot
+from bot.sources.hf import HuggingFaceSource
 from bot.store import Store
 
 log = logging.getLogger("paperbot")
@@ -99,9 +102,18 @@ async def _first_start(settings: Settings, runner: StoreRunner) -> None:
         click.echo(f"The sources could not be reached. {message}")
 
 
+FALLBACK_SECONDS = 4.0
+
+
 async def _run(settings: Settings) -> None:
     runner = StoreRunner(Store.open(settings.db_path))
-    bot = PaperBot(runner)
+    client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
+    hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
+
+    async def fallback(query: str, limit: int) -> list[Paper]:
+        return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
+
+    bot = PaperBot(runner, fallback=fallback)
     destinations: dict[str, Destination] = {}
     console = ConsoleDestination()
     destinations["console"] = console
@@ -117,6 +129,7 @@ async def _run(settings: Settings) -> None:
         await run_interactive(bot)
     finally:
         scheduler.shutdown(wait=False)
+        await client.aclose()
         await runner.close()
 
 

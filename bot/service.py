@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from bot.commands import Handler
-from bot.models import Caller, Reply
+from bot.cards import card_from_hit
+from bot.commands import LOOKUP_LIMIT, CommandError, Handler, parse_command
+from bot.errors import SourceError
+from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.store import Store
 
@@ -27,9 +30,16 @@ def utcnow() -> datetime:
 class PaperBot:
     """Runs `/papers` commands for any adapter."""
 
-    def __init__(self, runner: StoreRunner, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        runner: StoreRunner,
+        clock: Callable[[], datetime] = utcnow,
+        fallback: Callable[[str, int], Awaitable[list[Paper]]] | None = None,
+    ) -> None:
         self.runner = runner
         self.clock = clock
+        # A remote search (Hugging Face's) for look-ups the local store answers poorly.
+        self.fallback = fallback
 
     async def handle(self, caller: Caller, text: str) -> Reply:
         """Run the text after `/papers` for a caller; always returns a Reply."""
@@ -44,6 +54,8 @@ class PaperBot:
         except Exception:  # the one place a bug becomes a polite answer instead of silence
             log.exception("command failed (platform=%s user=%s)", caller.platform, caller.user_id)
             reply = Reply("Sorry, something went wrong on my side. Please try again.", error=True)
+        if self.fallback is not None and not reply.error and len(reply.cards) < FALLBACK_BELOW:
+            reply = await self._with_fallback(text, reply)
         log.info(
             "command platform=%s ms=%.1f error=%s",
             caller.platform,
@@ -51,3 +63,31 @@ class PaperBot:
             reply.error,
         )
         return reply
+
+    async def _with_fallback(self, text: str, reply: Reply) -> Reply:
+        try:
+            command = parse_command(text)
+        except CommandError:
+            return reply
+        if command.action != "lookup" or self.fallback is None:
+            return reply
+        try:
+            papers = await self.fallback(command.arg, LOOKUP_LIMIT)
+        except (SourceError, TimeoutError) as exc:
+            log.warning("fallback search failed: %s", exc)
+            return reply
+        known = {card.paper_id for card in reply.cards}
+        extra = [card_from_hit(SearchHit(p, 0.0)) for p in papers if p.id not in known][
+            : LOOKUP_LIMIT - len(reply.cards)
+        ]
+        if not extra:
+            return reply
+        extra = [replace(card, why="found by Hugging Face paper search") for card in extra]
+        note = (
+            f"The local store has only {len(reply.cards)} for `{command.arg}`; "
+            "more from Hugging Face paper search:"
+        )
+        return replace(reply, text=note, cards=reply.cards + tuple(extra), error=False)
+
+
+FALLBACK_BELOW = 3

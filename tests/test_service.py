@@ -1,0 +1,64 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.errors import SourceError
+from bot.importer import import_files
+from bot.models import Caller, Paper
+from bot.runtime import StoreRunner
+from bot.service import PaperBot
+from bot.store import Store
+from tests.conftest import SEED
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+ME = Caller(platform="console", user_id="me")
+
+
+@pytest.fixture
+async def runner():  # type: ignore[no-untyped-def]
+    store = Store.open(":memory:")
+    import_files(store, [SEED], NOW)
+    r = StoreRunner(store)
+    yield r
+    await r.close()
+
+
+async def test_fallback_fills_a_thin_lookup_and_says_so(runner: StoreRunner) -> None:
+    asked: list[str] = []
+
+    async def remote(query: str, limit: int) -> list[Paper]:
+        asked.append(query)
+        return [
+            Paper(
+                id="2601.00001",
+                title="Kazakh speech corpus",
+                abs_url="https://arxiv.org/abs/2601.00001",
+            )
+        ]
+
+    bot = PaperBot(runner, clock=lambda: NOW, fallback=remote)
+    reply = await bot.handle(ME, "kazakh")
+    assert asked == ["kazakh"]
+    assert "Hugging Face" in reply.text and reply.cards[-1].title == "Kazakh speech corpus"
+    assert reply.cards[-1].why == "found by Hugging Face paper search"
+    full = await bot.handle(ME, "kv-cache")  # enough local results: no remote call
+    assert asked == ["kazakh"] and len(full.cards) == 5
+
+
+async def test_fallback_failure_keeps_the_local_answer(runner: StoreRunner) -> None:
+    async def down(query: str, limit: int) -> list[Paper]:
+        raise SourceError("down")
+
+    reply = await PaperBot(runner, clock=lambda: NOW, fallback=down).handle(ME, "kazakh")
+    assert "No papers" in reply.text and not reply.cards
+
+
+async def test_a_bug_becomes_a_polite_reply(runner: StoreRunner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from bot import commands
+
+    def boom(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(commands.Handler, "handle_text", boom)
+    reply = await PaperBot(runner, clock=lambda: NOW).handle(ME, "help")
+    assert reply.error and "went wrong" in reply.text

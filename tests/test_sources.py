@@ -228,3 +228,13 @@ async def test_run_ingest_with_settings(runner: StoreRunner) -> None:
     assert report.failed == []
     assert report.sources["hf"].stats.new == 30
     assert report.sources["arxiv"].stats.new == 20
+
+
+def test_arxiv_broken_entity_skips_only_that_entry(caplog: pytest.LogCaptureFixture) -> None:
+    text = ARXIV.decode()
+    marker = "Hyper Input Convex Neural Networks"
+    text = text.replace(marker, marker + " &bogus;", 1)
+    papers = parse_feed(text)
+    assert len(papers) == 19
+    assert not any(marker in p.title for p in papers)
+    assert any("entry 2" in r.message and "not valid XML" in r.message for r in caplog.records)

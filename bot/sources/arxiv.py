@@ -77,16 +77,35 @@ def paper_from_entry(entry: ET.Element) -> Paper:
 def parse_feed(body: bytes | str, what: str = "arXiv feed") -> list[Paper]:
     """Papers of an Atom feed; a bad entry is skipped with a warning naming it."""
     try:
-        root = ET.fromstring(body)
+        entries = ET.fromstring(body).findall("a:entry", NS)
     except ET.ParseError as exc:
-        raise SourceError(f"{what}: not valid XML ({exc})") from exc
+        entries = _salvage_entries(body, what, exc)
     papers = []
-    for number, entry in enumerate(root.findall("a:entry", NS), start=1):
+    for number, entry in enumerate(entries, start=1):
         try:
             papers.append(paper_from_entry(entry))
         except ImportFormatError as exc:
             log.warning("%s: skipped entry %d: %s", what, number, exc)
     return papers
+
+
+_ENTRY = re.compile(r"<entry>.*?</entry>", re.S)
+_WRAP = f'<feed xmlns="{NS["a"]}" xmlns:arxiv="{NS["arxiv"]}">{{}}</feed>'
+
+
+def _salvage_entries(body: bytes | str, what: str, error: ET.ParseError) -> list[ET.Element]:
+    """Parse entries one by one when one of them breaks the document (a bad entity, say)."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    blocks = _ENTRY.findall(text)
+    if not blocks:
+        raise SourceError(f"{what}: not valid XML ({error})") from error
+    entries = []
+    for number, block in enumerate(blocks, start=1):
+        try:
+            entries += ET.fromstring(_WRAP.format(block)).findall("a:entry", NS)
+        except ET.ParseError as exc:
+            log.warning("%s: skipped entry %d: not valid XML (%s)", what, number, exc)
+    return entries
 
 
 class ArxivSource:

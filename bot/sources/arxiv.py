@@ -21,7 +21,7 @@ from bot import http
 from bot.errors import ImportFormatError, SourceError
 from bot.ids import arxiv_id_from_url, paper_links
 from bot.models import Paper
-from bot.sources.records import iso_date, tidy
+from bot.sources.records import iso_date, keep_good, tidy
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,7 @@ def parse_feed(body: bytes | str, what: str = "arXiv feed") -> list[Paper]:
         entries = ET.fromstring(body).findall("a:entry", NS)
     except ET.ParseError as exc:
         entries = _salvage_entries(body, what, exc)
-    papers = []
-    for number, entry in enumerate(entries, start=1):
-        try:
-            papers.append(paper_from_entry(entry))
-        except ImportFormatError as exc:
-            log.warning("%s: skipped entry %d: %s", what, number, exc)
-    return papers
+    return keep_good(entries, paper_from_entry, what, "entry")
 
 
 _ENTRY = re.compile(r"<entry>.*?</entry>", re.S)

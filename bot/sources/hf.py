@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 
 from bot import http
-from bot.errors import ImportFormatError, SourceError
+from bot.errors import SourceError
 from bot.models import Paper
-from bot.sources.records import paper_from_hf
+from bot.sources.records import keep_good, paper_from_hf
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,7 @@ def parse_items(items: Any, what: str) -> list[Paper]:
     """Papers from a Daily Papers / search response; bad items are skipped with a warning."""
     if not isinstance(items, list):
         raise SourceError(f"{what}: expected a JSON array, got {type(items).__name__}")
-    papers = []
-    for number, item in enumerate(items, start=1):
-        try:
-            papers.append(paper_from_hf(item))
-        except ImportFormatError as exc:
-            log.warning("%s: skipped item %d: %s", what, number, exc)
-    return papers
+    return keep_good(items, paper_from_hf, what, "item")
 
 
 def _json(response: httpx.Response, what: str) -> Any:

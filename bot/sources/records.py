@@ -6,16 +6,32 @@ so callers can skip that record, name it in a warning, and keep the rest.
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.errors import ImportFormatError
 from bot.ids import arxiv_id, arxiv_id_from_url, paper_links
 from bot.models import Paper
 
 _SPACES = re.compile(r"\s+")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def keep_good(
+    records: Iterable[T], parse: Callable[[T], Paper], what: str, unit: str
+) -> list[Paper]:
+    """Parse every record, skipping (with a warning naming it) each one that is malformed."""
+    papers = []
+    for number, record in enumerate(records, start=1):
+        try:
+            papers.append(parse(record))
+        except ImportFormatError as exc:
+            log.warning("%s: skipped %s %d: %s", what, unit, number, exc)
+    return papers
 
 
 def tidy(text: Any) -> str:

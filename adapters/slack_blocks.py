@@ -1,0 +1,157 @@
+"""Block Kit for paperbot's replies and digests, always within Slack's limits.
+
+Slack rejects a message with more than 50 blocks, a section text over 3000 characters or a
+header over 150; messages over about 12k characters of blocks are cut. Every function here
+returns messages (lists of blocks) that respect those limits: a long digest becomes several
+messages, each within them. Paper text is escaped (`&`, `<`, `>`) so it can never form a link
+or a mention.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.models import Digest, PaperCard, Reply
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_MESSAGE_CHARS = 12_000
+MAX_BUTTON_VALUE = 2000
+
+Block = dict[str, Any]
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn gives meaning to."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _link(url: str, label: str) -> str:
+    # `|` ends the URL part of a link and `>` closes it: neither may appear unescaped.
+    safe_url = url.replace(">", "%3E").replace("|", "%7C").replace(" ", "%20")
+    return f"<{safe_url}|{escape(label).replace('|', '¦')}>"
+
+
+def section(text: str) -> Block:
+    """A mrkdwn section, cut to Slack's limit."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_SECTION)}}
+
+
+def header(text: str) -> Block:
+    """A plain-text header, cut to Slack's limit."""
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _cut(text, MAX_HEADER) or " ", "emoji": True},
+    }
+
+
+def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _cut(text, 75), "emoji": True},
+        "action_id": action_id,
+        "value": _cut(value, MAX_BUTTON_VALUE),
+    }
+
+
+def card_blocks(card: PaperCard, topic: str | None = None) -> list[Block]:
+    """A paper as a section (title link, meta, summary, why) and a row of buttons."""
+    title = _link(card.url, card.title) if card.url else f"*{escape(card.title)}*"
+    meta = " · ".join(
+        part
+        for part in (
+            escape(card.authors),
+            card.published or "",
+            f"▲ {card.upvotes}" if card.upvotes else "",
+        )
+        if part
+    )
+    links = " · ".join(_link(url, kind) for kind, url in card.links.items())
+    lines = [f"*{title}*" if card.url else title]
+    if meta:
+        lines.append(meta)
+    if card.summary:
+        lines.append(escape(card.summary))
+    if card.why:
+        lines.append(f"_why: {escape(card.why)}_")
+    if links:
+        lines.append(links)
+    buttons = [
+        _button("More like this", "more_like_this", card.paper_id),
+        _button("Not relevant", "not_relevant", card.paper_id),
+    ]
+    if topic:
+        buttons.insert(0, _button(f"Subscribe to {topic}", "subscribe_topic", topic))
+    return [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
+
+
+def _size(blocks: list[Block]) -> int:
+    return len(json.dumps(blocks, ensure_ascii=False))
+
+
+def paginate(blocks: list[Block]) -> list[list[Block]]:
+    """Split blocks into messages of at most 50 blocks and about 12k characters each.
+
+    A paper's section and its buttons stay together.
+    """
+    units: list[list[Block]] = []
+    for block in blocks:
+        if block["type"] == "actions" and units and units[-1][-1]["type"] == "section":
+            units[-1].append(block)
+        else:
+            units.append([block])
+    messages: list[list[Block]] = [[]]
+    for unit in units:
+        current = messages[-1]
+        if current and (
+            len(current) + len(unit) > MAX_BLOCKS or _size(current + unit) > MAX_MESSAGE_CHARS
+        ):
+            messages.append([])
+        messages[-1].extend(unit)
+    return [m for m in messages if m]
+
+
+def reply_messages(reply: Reply) -> list[list[Block]]:
+    """A command reply as one or more messages of blocks."""
+    blocks: list[Block] = []
+    if reply.notice:
+        blocks.append(section(f":warning: {escape(reply.notice)}"))
+    text = escape(reply.text)
+    blocks.append(section(f":x: {text}" if reply.error else text))
+    for card in reply.cards:
+        blocks += card_blocks(card, reply.subscribe_topic)
+    if reply.digest is not None:
+        blocks += digest_blocks(reply.digest)
+    return paginate(blocks)
+
+
+def digest_blocks(digest: Digest) -> list[Block]:
+    """A digest's blocks: a header, then each topic's papers and its "and N more" line."""
+    blocks: list[Block] = [header(f"Your paper digest for {digest.local_date}")]
+    for part in digest.sections:
+        blocks.append(section(f"*{escape(part.topic)}*"))
+        for card in part.cards:
+            blocks += card_blocks(card)
+        if part.more:
+            blocks.append(section(f"…and {part.more} more: `/papers {escape(part.topic)}`"))
+    return blocks
+
+
+def digest_messages(digest: Digest) -> list[list[Block]]:
+    """A digest as one or more messages within Slack's limits."""
+    return paginate(digest_blocks(digest))
+
+
+def fallback_text(blocks: list[Block]) -> str:
+    """Plain text for notifications and clients without Block Kit."""
+    for block in blocks:
+        text = block.get("text", {}).get("text")
+        if text:
+            return _cut(str(text), 300)
+    return "paperbot"

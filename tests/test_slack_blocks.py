@@ -1,0 +1,106 @@
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.slack_blocks import (
+    MAX_BLOCKS,
+    MAX_HEADER,
+    MAX_MESSAGE_CHARS,
+    MAX_SECTION,
+    digest_messages,
+    escape,
+    reply_messages,
+)
+from bot.models import Digest, DigestSection, PaperCard, Reply
+
+texts = st.text(max_size=4000)
+cards = st.builds(
+    PaperCard,
+    paper_id=st.text(min_size=1, max_size=20),
+    title=texts,
+    url=st.one_of(st.none(), st.just("https://arxiv.org/abs/2401.00001")),
+    authors=st.text(max_size=300),
+    published=st.one_of(st.none(), st.just("2026-11-20")),
+    upvotes=st.one_of(st.none(), st.integers(0, 10_000)),
+    summary=texts,
+    why=st.text(max_size=500),
+    links=st.just({"pdf": "https://arxiv.org/pdf/2401.00001"}),
+)
+digests = st.builds(
+    Digest,
+    subscriber_id=st.just(1),
+    local_date=st.just("2026-11-23"),
+    sections=st.lists(
+        st.builds(
+            DigestSection,
+            topic=st.text(min_size=1, max_size=300),
+            cards=st.lists(cards, max_size=30).map(tuple),
+            more=st.integers(0, 100),
+        ),
+        max_size=5,
+    ).map(tuple),
+)
+
+
+def assert_within_limits(messages: list) -> None:  # type: ignore[type-arg]
+    for blocks in messages:
+        assert 1 <= len(blocks) <= MAX_BLOCKS
+        assert len(json.dumps(blocks, ensure_ascii=False)) <= MAX_MESSAGE_CHARS
+        for block in blocks:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= MAX_SECTION
+            if block["type"] == "header":
+                assert 1 <= len(block["text"]["text"]) <= MAX_HEADER
+
+
+@settings(max_examples=60, deadline=None)
+@given(digests)
+def test_digests_split_within_slack_limits_and_keep_every_paper(digest: Digest) -> None:
+    messages = digest_messages(digest)
+    assert_within_limits(messages)
+    buttons = [
+        element["value"]
+        for blocks in messages
+        for block in blocks
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == "not_relevant"
+    ]
+    assert buttons == [card.paper_id for part in digest.sections for card in part.cards]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.builds(Reply, text=texts, cards=st.lists(cards, max_size=10).map(tuple), error=st.booleans())
+)
+def test_replies_within_limits(reply: Reply) -> None:
+    assert_within_limits(reply_messages(reply))
+
+
+def test_paper_text_cannot_ping_or_link() -> None:
+    card = PaperCard(
+        paper_id="1",
+        title="<!channel> & <https://evil.example|click>",
+        url="https://arxiv.org/abs/1",
+        authors="A <@U123>",
+        published=None,
+        upvotes=None,
+        summary="x > y",
+        why="",
+        links={},
+    )
+    text = reply_messages(Reply("hi", cards=(card,)))[0][1]["text"]["text"]
+    assert "<!channel>" not in text and "<@U123>" not in text
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example" in text
+    assert "x &gt; y" in text
+    assert escape("<&>") == "&lt;&amp;&gt;"
+
+
+def test_a_long_digest_becomes_several_messages() -> None:
+    card = PaperCard("2401.1", "T" * 200, "https://a.b/c", "A", None, 3, "S" * 600, "why", {})
+    digest = Digest(1, "2026-11-23", (DigestSection("kv cache", (card,) * 40, more=5),))
+    messages = digest_messages(digest)
+    assert len(messages) > 1
+    assert_within_limits(messages)
+    assert "…and 5 more" in json.dumps(messages[-1], ensure_ascii=False)

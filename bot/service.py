@@ -18,6 +18,7 @@ from bot.errors import SourceError
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.store import Store
+from bot.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,34 @@ class PaperBot:
             reply.error,
         )
         return reply
+
+    async def mute(self, caller: Caller, paper_id: str) -> Reply:
+        """ "Not relevant": the paper leaves the caller's future digests and look-ups."""
+        now = self.clock()
+
+        def run(store: Store) -> Reply:
+            subs = Subscriptions(store)
+            subscriber = subs.get_or_create(
+                caller.platform, "user", caller.user_id, caller.workspace, now
+            )
+            paper = store.get_paper(paper_id)
+            if paper is None:
+                return Reply("I don't know that paper any more.", error=True)
+            subs.mute(subscriber.id, paper_id, now)
+            return Reply(f"Got it: I won't show you “{paper.title}” again.")
+
+        return await self.runner.call(run)
+
+    async def more_like(self, caller: Caller, paper_id: str) -> Reply:
+        """ "More like this": a look-up built from the paper's title."""
+        paper = await self.runner.call(lambda store: store.get_paper(paper_id))
+        if paper is None:
+            return Reply("I don't know that paper any more.", error=True)
+        words = [w for w in paper.title.replace(":", " ").split() if len(w) > 3][:8]
+        topic = " ".join(words) or paper.title[:100]
+        reply = await self.handle(caller, "search " + topic)
+        cards = tuple(c for c in reply.cards if c.paper_id != paper_id)
+        return replace(reply, text=f"Papers like “{paper.title}”:", cards=cards)
 
     async def _with_fallback(self, text: str, reply: Reply) -> Reply:
         try:

@@ -62,3 +62,14 @@ async def test_a_bug_becomes_a_polite_reply(runner: StoreRunner, monkeypatch) ->
     monkeypatch.setattr(commands.Handler, "handle_text", boom)
     reply = await PaperBot(runner, clock=lambda: NOW).handle(ME, "help")
     assert reply.error and "went wrong" in reply.text
+
+
+async def test_mute_and_more_like_this(runner: StoreRunner) -> None:
+    bot = PaperBot(runner, clock=lambda: NOW)
+    first = (await bot.handle(ME, "kv-cache")).cards[0]
+    assert "won't show you" in (await bot.mute(ME, first.paper_id)).text
+    again = await bot.handle(ME, "kv-cache")
+    assert first.paper_id not in [c.paper_id for c in again.cards]
+    like = await bot.more_like(ME, again.cards[0].paper_id)
+    assert like.cards and again.cards[0].paper_id not in [c.paper_id for c in like.cards]
+    assert (await bot.mute(ME, "nope")).error

@@ -1,0 +1,164 @@
+"""Slack adapter on slack-bolt's AsyncApp: `/papers`, buttons, and digests by DM or channel.
+
+Thin by design: it turns Slack payloads into core calls (`PaperBot`) and core replies into
+Block Kit (`adapters.slack_blocks`). `/papers` is acked at once and answered afterwards,
+ephemerally. Web API calls retry on 429 (honouring Retry-After) and connection errors.
+
+Channel subscriptions: a workspace admin or owner may change them (Slack's `users.info`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack_blocks import digest_messages, fallback_text, reply_messages
+from bot.errors import DestinationGone
+from bot.models import Caller, Digest, Reply, Subscriber
+from bot.service import PaperBot
+
+log = logging.getLogger(__name__)
+
+# Errors meaning the destination is gone for good: stop sending there.
+GONE_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "account_inactive",
+        "user_not_found",
+        "cannot_dm_bot",
+        "user_disabled",
+    }
+)
+CHANNEL_POST_INTERVAL = 1.0  # Slack allows about one message per second per channel
+
+
+def error_code(exc: SlackApiError) -> str:
+    """Slack's error code (`channel_not_found`, ...) or the HTTP status when there is none."""
+    data = getattr(exc.response, "data", None)
+    if isinstance(data, dict) and data.get("error"):
+        return str(data["error"])
+    return f"http_{getattr(exc.response, 'status_code', '?')}"
+
+
+def web_client(token: str, api_url: str | None = None) -> AsyncWebClient:
+    """A Web API client with retries for rate limits and dropped connections."""
+    client = AsyncWebClient(token=token, base_url=api_url or AsyncWebClient.BASE_URL)
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+    client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+class SlackDestination:
+    """Delivers digests: by DM (`conversations.open`) or to a channel, paced per channel."""
+
+    platform = "slack"
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+        self._last_post: dict[str, float] = {}
+
+    async def _pace(self, channel: str) -> None:
+        last = self._last_post.get(channel)
+        if last is not None:
+            wait = CHANNEL_POST_INTERVAL - (time.monotonic() - last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._last_post[channel] = time.monotonic()
+
+    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
+        """Post the digest (several messages when long); returns the first message's ts."""
+        try:
+            channel = subscriber.address
+            if subscriber.kind == "user":
+                opened = await self.client.conversations_open(users=subscriber.address)
+                channel = opened["channel"]["id"]
+            first_ts = ""
+            for blocks in digest_messages(digest):
+                await self._pace(channel)
+                posted = await self.client.chat_postMessage(
+                    channel=channel,
+                    blocks=blocks,
+                    text=fallback_text(blocks),
+                    metadata={"event_type": "paperbot_digest", "event_payload": {"key": key}},
+                )
+                first_ts = first_ts or str(posted["ts"])
+            return first_ts
+        except SlackApiError as exc:
+            error = error_code(exc)
+            if error in GONE_ERRORS:
+                log.warning("slack destination %s is gone: %s", subscriber.label, error)
+                raise DestinationGone(error) from exc
+            raise
+
+
+class SlackAdapter:
+    """The `/papers` command, buttons and App Home, wired to the core."""
+
+    def __init__(
+        self,
+        bot: PaperBot,
+        client: AsyncWebClient,
+        signing_secret: str,
+    ) -> None:
+        self.bot = bot
+        self.client = client
+        self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        self.app.command("/papers")(self._command)
+        self.app.action("subscribe_topic")(self._subscribe_button)
+        self.app.action("not_relevant")(self._not_relevant_button)
+        self.app.action("more_like_this")(self._more_like_button)
+
+    async def _can_manage(self, user_id: str) -> bool:
+        try:
+            info = await self.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.warning("users.info failed: %s", error_code(exc))
+            return False
+        user = info.get("user") or {}
+        return bool(user.get("is_admin") or user.get("is_owner"))
+
+    async def _caller(self, body: dict[str, Any], text: str = "") -> Caller:
+        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
+        channel = body.get("channel_id") or (body.get("channel") or {}).get("id", "")
+        team = body.get("team_id") or (body.get("team") or {}).get("id", "")
+        manager = text.strip().lower().startswith("channel") and await self._can_manage(user)
+        return Caller("slack", str(user), str(channel), str(team), can_manage_channel=manager)
+
+    async def _command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()  # within 3 seconds, always: the work happens after
+        text = str(body.get("text") or "")
+        reply = await self.bot.handle(await self._caller(body, text), text)
+        await self._respond(respond, reply)
+
+    @staticmethod
+    async def _respond(respond: Any, reply: Reply) -> None:
+        for blocks in reply_messages(reply):
+            await respond(blocks=blocks, text=fallback_text(blocks), response_type="ephemeral")
+
+    async def _subscribe_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        topic = str(body["actions"][0].get("value", ""))
+        reply = await self.bot.handle(await self._caller(body), f"subscribe {topic}")
+        await self._respond(respond, reply)
+
+    async def _not_relevant_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        paper_id = str(body["actions"][0].get("value", ""))
+        await self._respond(respond, await self.bot.mute(await self._caller(body), paper_id))
+
+    async def _more_like_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        paper_id = str(body["actions"][0].get("value", ""))
+        await self._respond(respond, await self.bot.more_like(await self._caller(body), paper_id))

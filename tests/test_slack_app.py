@@ -1,0 +1,226 @@
+"""The Slack adapter against a local fake Web API server, with signed requests (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+from adapters.slack_app import SlackAdapter, SlackDestination, web_client
+from bot.errors import DestinationGone
+from bot.importer import import_files
+from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
+from bot.runtime import StoreRunner
+from bot.service import PaperBot
+from bot.store import Store
+from tests.conftest import SEED
+
+SECRET = "test-signing-secret"
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+class FakeSlack:
+    """Records every Web API call and response_url post; answers like Slack."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.errors: dict[str, list[Any]] = {}
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self.api)
+        app.router.add_post("/respond", self.respond)
+        self.server = TestServer(app, host="127.0.0.1", port=0)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/"))
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        data: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            data.update(await request.json())
+        else:
+            data.update(await request.post())
+        self.calls.append((method, data))
+        queued = self.errors.get(method)
+        if queued:
+            error = queued.pop(0)
+            if error == 429:
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
+                )
+            return web.json_response({"ok": False, "error": error})
+        if method == "auth.test":
+            return web.json_response(
+                {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}
+            )
+        if method == "users.info":
+            admin = data.get("user") == "UADMIN"
+            return web.json_response(
+                {"ok": True, "user": {"id": data.get("user"), "is_admin": admin}}
+            )
+        if method == "conversations.open":
+            return web.json_response({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
+        if method == "chat.postMessage":
+            return web.json_response(
+                {"ok": True, "ts": f"{len(self.calls)}.000", "channel": data.get("channel")}
+            )
+        return web.json_response({"ok": True})
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.calls.append(("respond", await request.json()))
+        return web.json_response({"ok": True})
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [data for name, data in self.calls if name == method]
+
+
+@pytest.fixture
+async def fake_slack():  # type: ignore[no-untyped-def]
+    fake = FakeSlack()
+    await fake.server.start_server()
+    yield fake
+    await fake.server.close()
+
+
+@pytest.fixture
+async def app_server(fake_slack: FakeSlack):  # type: ignore[no-untyped-def]
+    store = Store.open(":memory:")
+    import_files(store, [SEED], NOW)
+    runner = StoreRunner(store)
+    client = web_client("xoxb-test-token", fake_slack.url + "api/")
+    adapter = SlackAdapter(PaperBot(runner, clock=lambda: NOW), client, SECRET)
+    server = TestServer(adapter.app.web_app(path="/slack/events"), host="127.0.0.1", port=0)
+    await server.start_server()
+    yield server, runner
+    await server.close()
+    await runner.close()
+
+
+def signed(body: str, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def command(fake: FakeSlack, text: str, user: str = "U1") -> str:
+    return urlencode(
+        {
+            "command": "/papers",
+            "text": text,
+            "user_id": user,
+            "channel_id": "C1",
+            "team_id": "T1",
+            "response_url": fake.url + "respond",
+            "trigger_id": "t",
+        }
+    )
+
+
+async def post(server: TestServer, body: str, headers: dict[str, str]) -> int:
+    url = server.make_url("/slack/events")
+    async with ClientSession() as session, session.post(url, data=body, headers=headers) as r:
+        return r.status
+
+
+async def wait_for(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_lookup_is_acked_and_answered_ephemerally(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    body = command(fake_slack, "kv-cache")
+    assert await post(server, body, signed(body)) == 200
+    await wait_for(lambda: fake_slack.of("respond"))
+    answer = fake_slack.of("respond")[0]
+    assert answer["response_type"] == "ephemeral"
+    text = json.dumps(answer["blocks"])
+    assert "KV Cache" in text and "subscribe_topic" in text and "not_relevant" in text
+
+
+async def test_forged_and_stale_requests_get_401_and_change_nothing(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    body = command(fake_slack, "subscribe MoE")
+    assert await post(server, body, signed(body, secret="wrong")) == 401
+    assert await post(server, body, signed(body, timestamp=int(time.time()) - 3600)) == 401
+    count = await runner.call(lambda s: s.conn.execute("SELECT count(*) FROM topics").fetchone()[0])
+    assert count == 0 and not fake_slack.of("respond")
+
+
+async def test_channel_subscribe_needs_an_admin(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    body = command(fake_slack, "channel subscribe MoE", user="U1")
+    await post(server, body, signed(body))
+    await wait_for(lambda: fake_slack.of("respond"))
+    assert "manage this channel" in json.dumps(fake_slack.of("respond")[0])
+    body = command(fake_slack, "channel subscribe MoE", user="UADMIN")
+    await post(server, body, signed(body))
+    await wait_for(lambda: len(fake_slack.of("respond")) == 2)
+    assert "Subscribed this channel" in json.dumps(fake_slack.of("respond")[1])
+
+
+async def test_subscribe_button(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "team": {"id": "T1"},
+        "channel": {"id": "C1"},
+        "response_url": fake_slack.url + "respond",
+        "actions": [{"action_id": "subscribe_topic", "value": "kv-cache", "type": "button"}],
+        "trigger_id": "t",
+        "api_app_id": "A1",
+        "token": "x",
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    assert await post(server, body, signed(body)) == 200
+    await wait_for(lambda: fake_slack.of("respond"))
+    assert "Subscribed to `kv-cache`" in json.dumps(fake_slack.of("respond")[0])
+
+
+def digest(n: int) -> Digest:
+    card = PaperCard(
+        "2401.1", "A <b> & c", "https://arxiv.org/abs/2401.1", "A", None, 1, "S" * 500, "why", {}
+    )
+    return Digest(1, "2026-11-23", (DigestSection("kv cache", (card,) * n),))
+
+
+def subscriber(kind: str = "user", address: str = "U1") -> Subscriber:
+    return Subscriber(1, "slack", kind, address, "T1", DigestSettings(), NOW)
+
+
+async def test_dm_digest_opens_a_conversation_and_retries_429(fake_slack: FakeSlack) -> None:
+    fake_slack.errors["chat.postMessage"] = [429]
+    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    ts = await destination.deliver(subscriber(), digest(3), "1:2026-11-23")
+    assert ts
+    assert fake_slack.of("conversations.open")[0]["users"] == "U1"
+    posts = fake_slack.of("chat.postMessage")
+    assert len(posts) == 2 and posts[-1]["channel"] == "DU1"  # one 429, then success
+    assert "&lt;b&gt; &amp; c" in json.dumps(posts[-1]["blocks"])
+
+
+async def test_gone_channel_raises_destination_gone(fake_slack: FakeSlack) -> None:
+    fake_slack.errors["chat.postMessage"] = ["channel_not_found"]
+    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    with pytest.raises(DestinationGone, match="channel_not_found"):
+        await destination.deliver(subscriber("channel", "C9"), digest(1), "1:2026-11-23")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 import httpx
+from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
 from bot.cli import cli
@@ -115,8 +118,13 @@ async def _run(settings: Settings) -> None:
 
     bot = PaperBot(runner, fallback=fallback)
     destinations: dict[str, Destination] = {}
-    console = ConsoleDestination()
-    destinations["console"] = console
+    stoppers: list[Callable[[], Awaitable[Any]]] = []
+    if settings.slack_bot_token:
+        stoppers.append(await _start_slack(settings, bot, destinations))
+    chat = bool(destinations)
+    if not chat:
+        click.echo("No chat tokens are set: starting the console adapter.")
+        destinations["console"] = ConsoleDestination()
     digests = DigestRunner(runner, destinations)
     await _first_start(settings, runner)
 
@@ -126,11 +134,44 @@ async def _run(settings: Settings) -> None:
     scheduler = build_scheduler(digests.tick, ingest, settings.ingest_interval_minutes)
     scheduler.start()
     try:
-        await run_interactive(bot)
+        if chat:
+            await asyncio.Event().wait()  # until the process is stopped
+        else:
+            await run_interactive(bot)
     finally:
         scheduler.shutdown(wait=False)
+        for stop in stoppers:
+            await stop()
         await client.aclose()
         await runner.close()
+
+
+async def _start_slack(
+    settings: Settings, bot: PaperBot, destinations: dict[str, Destination]
+) -> Callable[[], Awaitable[Any]]:
+    """Start the Slack adapter (Socket Mode with an app token, else HTTP); returns its stop."""
+    from adapters.slack_app import SlackAdapter, SlackDestination, web_client
+
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else ""
+    if not settings.slack_app_token and not secret:
+        raise click.UsageError("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
+    adapter = SlackAdapter(bot, client, secret or "socket-mode")
+    destinations["slack"] = SlackDestination(client)
+    if settings.slack_app_token:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        click.echo("Slack adapter started (Socket Mode).")
+        return handler.close_async
+    web_runner = web.AppRunner(adapter.app.web_app(path="/slack/events"))
+    await web_runner.setup()
+    await web.TCPSite(web_runner, settings.http_host, settings.http_port).start()
+    click.echo(f"Slack adapter started (HTTP on {settings.http_host}:{settings.http_port}).")
+    return web_runner.cleanup
 
 
 def main() -> None:

@@ -515,15 +515,7 @@ class DigestRunner:
                 return
             if message_id:
                 log.info("digest %s was already delivered (%s); not resending", key, message_id)
-                await self.runner.call(
-                    _finish,
-                    subscriber.id,
-                    day,
-                    "sent",
-                    self.clock(),
-                    message_id=str(message_id),
-                    paper_ids=claim.paper_ids,
-                )
+                await self._mark_sent(subscriber, day, message_id, claim.paper_ids)
                 return
         if local_date(subscriber.settings, now) > day:
             log.info("digest %s not finished before its local day ended; skipped", key)
@@ -577,6 +569,12 @@ class DigestRunner:
         except Exception as error:
             await self._transient(subscriber, day, repr(error), report)
             return
+        await self._mark_sent(subscriber, day, message_id, job.digest.paper_ids)
+        report.sent += 1
+
+    async def _mark_sent(
+        self, subscriber: Subscriber, day: date, message_id: object, paper_ids: Sequence[str]
+    ) -> None:
         await self.runner.call(
             _finish,
             subscriber.id,
@@ -584,9 +582,8 @@ class DigestRunner:
             "sent",
             self.clock(),
             message_id=str(message_id),
-            paper_ids=job.digest.paper_ids,
+            paper_ids=paper_ids,
         )
-        report.sent += 1
 
     async def _transient(
         self,

@@ -22,7 +22,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack_blocks import digest_messages, fallback_text, reply_messages
+from adapters.slack_blocks import (
+    MAX_BLOCKS,
+    digest_messages,
+    fallback_text,
+    header,
+    reply_messages,
+    section,
+)
 from bot.errors import DestinationGone
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
@@ -41,7 +48,11 @@ GONE_ERRORS = frozenset(
         "user_disabled",
     }
 )
-CHANNEL_POST_INTERVAL = 1.0  # Slack allows about one message per second per channel
+CHANNEL_POST_INTERVAL = 1.0
+# Commands after which the App Home view is out of date.
+CHANGES_HOME = frozenset(
+    {"subscribe", "sub", "unsubscribe", "unsub", "settings", "pause", "resume"}
+)  # Slack allows about one message per second per channel
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -119,6 +130,7 @@ class SlackAdapter:
         self.app.action("subscribe_topic")(self._subscribe_button)
         self.app.action("not_relevant")(self._not_relevant_button)
         self.app.action("more_like_this")(self._more_like_button)
+        self.app.event("app_home_opened")(self._home_opened)
 
     async def _can_manage(self, user_id: str) -> bool:
         try:
@@ -139,8 +151,29 @@ class SlackAdapter:
     async def _command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()  # within 3 seconds, always: the work happens after
         text = str(body.get("text") or "")
-        reply = await self.bot.handle(await self._caller(body, text), text)
+        caller = await self._caller(body, text)
+        reply = await self.bot.handle(caller, text)
         await self._respond(respond, reply)
+        if text.split()[:1] and text.split()[0].lower() in CHANGES_HOME and not reply.error:
+            await self.publish_home(caller)
+
+    async def publish_home(self, caller: Caller) -> None:
+        """Show the user's topics and settings on the App Home tab."""
+        reply = await self.bot.handle(caller, "list")
+        blocks = [header("Your paper digest"), *reply_messages(reply)[0]]
+        blocks.append(section("`/papers help` lists every command."))
+        try:
+            await self.client.views_publish(
+                user_id=caller.user_id, view={"type": "home", "blocks": blocks[:MAX_BLOCKS]}
+            )
+        except SlackApiError as exc:
+            log.warning("views.publish failed: %s", error_code(exc))
+
+    async def _home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        team = str(body.get("team_id") or "")
+        await self.publish_home(Caller("slack", str(event.get("user", "")), "", team))
 
     @staticmethod
     async def _respond(respond: Any, reply: Reply) -> None:

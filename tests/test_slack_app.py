@@ -224,3 +224,28 @@ async def test_gone_channel_raises_destination_gone(fake_slack: FakeSlack) -> No
     destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
     with pytest.raises(DestinationGone, match="channel_not_found"):
         await destination.deliver(subscriber("channel", "C9"), digest(1), "1:2026-11-23")
+
+
+async def test_app_home_shows_topics_and_refreshes_after_subscribe(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    body = command(fake_slack, "subscribe LoRA")
+    await post(server, body, signed(body))
+    await wait_for(lambda: fake_slack.of("views.publish"))
+    view = fake_slack.of("views.publish")[0]
+    assert view["user_id"] == "U1"
+    assert "1. LoRA" in json.dumps(view["view"])
+    event = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event_id": "Ev1",
+        "event_time": 1,
+        "token": "x",
+        "event": {"type": "app_home_opened", "user": "U1", "tab": "home", "channel": "D1"},
+    }
+    raw = json.dumps(event)
+    headers = {**signed(raw), "Content-Type": "application/json"}
+    assert await post(server, raw, headers) == 200
+    await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)

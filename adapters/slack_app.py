@@ -88,13 +88,28 @@ class SlackDestination:
                 await asyncio.sleep(wait)
         self._last_post[channel] = time.monotonic()
 
+    async def _channel_for(self, subscriber: Subscriber) -> str:
+        if subscriber.kind != "user":
+            return subscriber.address
+        opened = await self.client.conversations_open(users=subscriber.address)
+        return str(opened["channel"]["id"])
+
+    async def find_delivered(self, subscriber: Subscriber, key: str) -> str | None:
+        """After a crash: the ts of a digest already posted with this ledger key, if any."""
+        channel = await self._channel_for(subscriber)
+        history = await self.client.conversations_history(
+            channel=channel, limit=50, include_all_metadata=True
+        )
+        for message in history.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return str(message.get("ts"))
+        return None
+
     async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
         """Post the digest (several messages when long); returns the first message's ts."""
         try:
-            channel = subscriber.address
-            if subscriber.kind == "user":
-                opened = await self.client.conversations_open(users=subscriber.address)
-                channel = opened["channel"]["id"]
+            channel = await self._channel_for(subscriber)
             first_ts = ""
             for blocks in digest_messages(digest):
                 await self._pace(channel)

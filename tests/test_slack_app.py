@@ -69,6 +69,18 @@ class FakeSlack:
             )
         if method == "conversations.open":
             return web.json_response({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
+        if method == "conversations.history":
+            posted = [d for name, d in self.calls if name == "chat.postMessage"]
+            messages = [
+                {
+                    "ts": "9.000",
+                    "metadata": json.loads(d["metadata"])
+                    if isinstance(d.get("metadata"), str)
+                    else d.get("metadata"),
+                }
+                for d in posted
+            ]
+            return web.json_response({"ok": True, "messages": messages})
         if method == "chat.postMessage":
             return web.json_response(
                 {"ok": True, "ts": f"{len(self.calls)}.000", "channel": data.get("channel")}
@@ -249,3 +261,34 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
     headers = {**signed(raw), "Content-Type": "application/json"}
     assert await post(server, raw, headers) == 200
     await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)
+
+
+async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:
+    from datetime import timedelta
+
+    from bot.digest import DigestRunner
+    from bot.testing import add_paper, add_subscriber
+
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    store = Store.open(":memory:")
+    add_paper(
+        store, "2611.00001", "KV cache eviction for long contexts", monday - timedelta(hours=2)
+    )
+    add_subscriber(store, "U1", ["kv cache"], monday - timedelta(days=3), platform="slack")
+    add_subscriber(
+        store, "C7", ["kv cache"], monday - timedelta(days=3), platform="slack", kind="channel"
+    )
+    runner = StoreRunner(store)
+    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    digests = DigestRunner(runner, {"slack": destination})
+    await digests.tick(monday + timedelta(hours=1, minutes=1))
+    await digests.tick(monday + timedelta(hours=1, minutes=2))
+    posts = fake_slack.of("chat.postMessage")
+    assert sorted(p["channel"] for p in posts) == ["C7", "DU1"]
+    assert all("KV cache eviction" in json.dumps(p["blocks"]) for p in posts)
+    # After a crash the ledger key is found in the channel's history: no second post.
+    key = "1:2026-11-23"
+    user = Subscriber(1, "slack", "user", "U1", "", DigestSettings(), NOW)
+    assert await destination.find_delivered(user, key) == "9.000"
+    assert await destination.find_delivered(user, "1:2026-11-24") is None
+    await runner.close()

@@ -145,6 +145,7 @@ class SlackAdapter:
         self.app.action("subscribe_topic")(self._subscribe_button)
         self.app.action("not_relevant")(self._not_relevant_button)
         self.app.action("more_like_this")(self._more_like_button)
+        self.app.action("share_lookup")(self._share_button)
         self.app.event("app_home_opened")(self._home_opened)
 
     async def _can_manage(self, user_id: str) -> bool:
@@ -168,7 +169,7 @@ class SlackAdapter:
         text = str(body.get("text") or "")
         caller = await self._caller(body, text)
         reply = await self.bot.handle(caller, text)
-        await self._respond(respond, reply)
+        await self._respond(respond, reply, shareable=True)
         if text.split()[:1] and text.split()[0].lower() in CHANGES_HOME and not reply.error:
             await self.publish_home(caller)
 
@@ -191,9 +192,25 @@ class SlackAdapter:
         await self.publish_home(Caller("slack", str(event.get("user", "")), "", team))
 
     @staticmethod
-    async def _respond(respond: Any, reply: Reply) -> None:
-        for blocks in reply_messages(reply):
-            await respond(blocks=blocks, text=fallback_text(blocks), response_type="ephemeral")
+    async def _respond(
+        respond: Any, reply: Reply, shareable: bool = False, public: bool = False
+    ) -> None:
+        response_type = "in_channel" if public else "ephemeral"
+        for blocks in reply_messages(reply, shareable=shareable):
+            await respond(blocks=blocks, text=fallback_text(blocks), response_type=response_type)
+
+    async def _share_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        query = str(body["actions"][0].get("value", ""))
+        caller = await self._caller(body)
+        reply = await self.bot.handle(caller, "search " + query)
+        shared = Reply(
+            f"Papers for `{query}` (shared from a look-up):" if not reply.error else reply.text,
+            cards=reply.cards,
+            error=reply.error,
+            subscribe_topic=reply.subscribe_topic,
+        )
+        await self._respond(respond, shared, public=not reply.error)
 
     async def _subscribe_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
         await ack()

@@ -117,8 +117,8 @@ def paginate(blocks: list[Block]) -> list[list[Block]]:
     return [m for m in messages if m]
 
 
-def reply_messages(reply: Reply) -> list[list[Block]]:
-    """A command reply as one or more messages of blocks."""
+def reply_messages(reply: Reply, shareable: bool = False) -> list[list[Block]]:
+    """A command reply as one or more messages of blocks (with a share button if asked)."""
     blocks: list[Block] = []
     if reply.notice:
         blocks.append(section(f":warning: {escape(reply.notice)}"))
@@ -128,6 +128,9 @@ def reply_messages(reply: Reply) -> list[list[Block]]:
         blocks += card_blocks(card, reply.subscribe_topic)
     if reply.digest is not None:
         blocks += digest_blocks(reply.digest)
+    if shareable and reply.cards and reply.subscribe_topic:
+        share = _button("Share to channel", "share_lookup", reply.subscribe_topic)
+        blocks.append({"type": "actions", "elements": [share]})
     return paginate(blocks)
 
 

@@ -292,3 +292,27 @@ async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: F
     assert await destination.find_delivered(user, key) == "9.000"
     assert await destination.find_delivered(user, "1:2026-11-24") is None
     await runner.close()
+
+
+async def test_share_button_posts_the_lookup_in_channel(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    body = command(fake_slack, "kv-cache")
+    await post(server, body, signed(body))
+    await wait_for(lambda: fake_slack.of("respond"))
+    assert "share_lookup" in json.dumps(fake_slack.of("respond")[0])
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "team": {"id": "T1"},
+        "channel": {"id": "C1"},
+        "response_url": fake_slack.url + "respond",
+        "actions": [{"action_id": "share_lookup", "value": "kv-cache", "type": "button"}],
+        "trigger_id": "t",
+        "api_app_id": "A1",
+        "token": "x",
+    }
+    raw = urlencode({"payload": json.dumps(payload)})
+    assert await post(server, raw, signed(raw)) == 200
+    await wait_for(lambda: len(fake_slack.of("respond")) == 2)
+    shared = fake_slack.of("respond")[1]
+    assert shared["response_type"] == "in_channel" and "KV Cache" in json.dumps(shared)

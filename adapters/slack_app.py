@@ -4,7 +4,8 @@ Thin by design: it turns Slack payloads into core calls (`PaperBot`) and core re
 Block Kit (`adapters.slack_blocks`). `/papers` is acked at once and answered afterwards,
 ephemerally. Web API calls retry on 429 (honouring Retry-After) and connection errors.
 
-Channel subscriptions: a workspace admin or owner may change them (Slack's `users.info`).
+Channel subscriptions: a workspace admin or owner (Slack's `users.info`) or the person who
+added the bot to the channel (the `member_joined_channel` event's inviter) may change them.
 """
 
 from __future__ import annotations
@@ -147,8 +148,11 @@ class SlackAdapter:
         self.app.action("more_like_this")(self._more_like_button)
         self.app.action("share_lookup")(self._share_button)
         self.app.event("app_home_opened")(self._home_opened)
+        self.app.event("member_joined_channel")(self._member_joined)
 
-    async def _can_manage(self, user_id: str) -> bool:
+    async def _can_manage(self, user_id: str, channel_id: str) -> bool:
+        if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):
+            return True
         try:
             info = await self.client.users_info(user=user_id)
         except SlackApiError as exc:
@@ -161,7 +165,9 @@ class SlackAdapter:
         user = body.get("user_id") or (body.get("user") or {}).get("id", "")
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id", "")
         team = body.get("team_id") or (body.get("team") or {}).get("id", "")
-        manager = text.strip().lower().startswith("channel") and await self._can_manage(user)
+        manager = text.strip().lower().startswith("channel") and await self._can_manage(
+            str(user), str(channel)
+        )
         return Caller("slack", str(user), str(channel), str(team), can_manage_channel=manager)
 
     async def _command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
@@ -184,6 +190,13 @@ class SlackAdapter:
             )
         except SlackApiError as exc:
             log.warning("views.publish failed: %s", error_code(exc))
+
+    async def _member_joined(self, event: dict[str, Any], context: Any) -> None:
+        # When the bot itself joins, whoever invited it may manage the channel's digests.
+        if event.get("user") == context.get("bot_user_id") and event.get("inviter"):
+            await self.bot.record_channel_manager(
+                "slack", str(event.get("channel")), str(event["inviter"])
+            )
 
     async def _home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":

@@ -119,3 +119,12 @@ def m003_delivery_attempts(db: Database) -> None:
     """Send attempts and the earliest retry time, so a transient failure is retried, not lost."""
     db.table("deliveries").add_column("attempts", int, not_null_default=0)
     db.table("deliveries").add_column("retry_at", str)  # UTC; NULL = retry at once
+
+
+@migrations()
+def m004_channel_managers(db: Database) -> None:
+    """People who may manage a channel's subscriptions besides admins (who added the bot)."""
+    db.table("channel_managers").create(
+        {"platform": str, "channel": str, "user_id": str, "created_at": str},
+        pk=("platform", "channel", "user_id"),
+    )

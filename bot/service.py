@@ -65,6 +65,21 @@ class PaperBot:
         )
         return reply
 
+    async def record_channel_manager(self, platform: str, channel: str, user_id: str) -> None:
+        """The user added the bot to a channel: they may manage its subscriptions."""
+        now = self.clock()
+        await self.runner.call(
+            lambda store: Subscriptions(store).add_channel_manager(platform, channel, user_id, now)
+        )
+
+    async def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
+        """Whether the user added the bot to the channel."""
+        return bool(
+            await self.runner.call(
+                lambda store: Subscriptions(store).is_channel_manager(platform, channel, user_id)
+            )
+        )
+
     async def mute(self, caller: Caller, paper_id: str) -> Reply:
         """ "Not relevant": the paper leaves the caller's future digests and look-ups."""
         now = self.clock()

@@ -287,6 +287,23 @@ class Subscriptions:
                 "UPDATE subscribers SET next_due_at = ? WHERE id = ?", [utc_iso(due), subscriber_id]
             )
 
+    def add_channel_manager(self, platform: str, channel: str, user_id: str, now: datetime) -> None:
+        """Remember that a user may manage a channel (they added the bot to it)."""
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO channel_managers (platform, channel, user_id, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                [platform, channel, user_id, utc_iso(now)],
+            )
+
+    def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
+        """Whether the user added the bot to that channel."""
+        row = self.conn.execute(
+            "SELECT 1 FROM channel_managers WHERE platform = ? AND channel = ? AND user_id = ?",
+            [platform, channel, user_id],
+        ).fetchone()
+        return row is not None
+
     def channel_subscribers(self, platform: str, workspace: str) -> list[Subscriber]:
         """Every channel subscriber of a workspace (for admin views)."""
         return [

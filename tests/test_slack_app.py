@@ -316,3 +316,33 @@ async def test_share_button_posts_the_lookup_in_channel(app_server, fake_slack: 
     await wait_for(lambda: len(fake_slack.of("respond")) == 2)
     shared = fake_slack.of("respond")[1]
     assert shared["response_type"] == "in_channel" and "KV Cache" in json.dumps(shared)
+
+
+async def test_whoever_added_the_bot_may_manage_the_channel(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    event = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event_id": "Ev2",
+        "event_time": 1,
+        "token": "x",
+        "event": {
+            "type": "member_joined_channel",
+            "user": "UBOT",
+            "channel": "C1",
+            "inviter": "U5",
+        },
+    }
+    raw = json.dumps(event)
+    assert await post(server, raw, {**signed(raw), "Content-Type": "application/json"}) == 200
+    body = command(fake_slack, "channel subscribe MoE", user="U5")
+    for _ in range(50):  # the event is handled after its ack
+        await post(server, body, signed(body))
+        await wait_for(lambda: fake_slack.of("respond"))
+        if "Subscribed this channel" in json.dumps(fake_slack.of("respond")[-1]):
+            break
+        fake_slack.calls.clear()
+    assert "Subscribed this channel" in json.dumps(fake_slack.of("respond")[-1])

@@ -346,3 +346,12 @@ async def test_whoever_added_the_bot_may_manage_the_channel(
             break
         fake_slack.calls.clear()
     assert "Subscribed this channel" in json.dumps(fake_slack.of("respond")[-1])
+
+
+async def test_long_digest_is_several_posts_paced_per_channel(fake_slack: FakeSlack) -> None:
+    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    started = time.monotonic()
+    await destination.deliver(subscriber("channel", "C3"), digest(40), "1:2026-11-23")
+    posts = fake_slack.of("chat.postMessage")
+    assert len(posts) >= 2 and all(p["channel"] == "C3" for p in posts)
+    assert time.monotonic() - started >= 0.9 * (len(posts) - 1)

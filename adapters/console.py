@@ -37,15 +37,7 @@ def strip_command(line: str) -> str:
 
 def render_card(number: int, card: PaperCard) -> str:
     """One paper as a few lines of text."""
-    meta = " · ".join(
-        part
-        for part in (
-            card.authors,
-            card.published or "",
-            f"{card.upvotes} upvotes" if card.upvotes else "",
-        )
-        if part
-    )
+    meta = card.meta("{} upvotes")
     lines = [f"{number}. {card.title}"]
     if meta:
         lines.append(f"   {meta}")

@@ -37,15 +37,7 @@ def _escape(text: str) -> str:
 
 def card_embed(card: PaperCard) -> Embed:
     """One paper: the title links to it; meta, summary, why and links in the description."""
-    meta = " · ".join(
-        part
-        for part in (
-            card.authors,
-            card.published or "",
-            f"▲ {card.upvotes}" if card.upvotes else "",
-        )
-        if part
-    )
+    meta = card.meta()
     lines = [_escape(meta)] if meta else []
     if card.summary:
         lines.append(_escape(card.summary))

@@ -63,15 +63,7 @@ def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
 def card_blocks(card: PaperCard, topic: str | None = None) -> list[Block]:
     """A paper as a section (title link, meta, summary, why) and a row of buttons."""
     title = _link(card.url, card.title) if card.url else f"*{escape(card.title)}*"
-    meta = " · ".join(
-        part
-        for part in (
-            escape(card.authors),
-            card.published or "",
-            f"▲ {card.upvotes}" if card.upvotes else "",
-        )
-        if part
-    )
+    meta = escape(card.meta())
     links = " · ".join(_link(url, kind) for kind, url in card.links.items())
     lines = [f"*{title}*" if card.url else title]
     if meta:

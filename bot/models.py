@@ -171,6 +171,11 @@ class PaperCard:
     why: str
     links: dict[str, str]
 
+    def meta(self, upvotes_format: str = "▲ {}") -> str:
+        """`authors · date · ▲ upvotes`, leaving out what is unknown (plain text, unescaped)."""
+        upvotes = upvotes_format.format(self.upvotes) if self.upvotes else ""
+        return " · ".join(part for part in (self.authors, self.published or "", upvotes) if part)
+
 
 @dataclass(frozen=True)
 class DigestSection:

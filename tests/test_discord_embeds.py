@@ -1,5 +1,4 @@
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from adapters.discord_embeds import (
     MAX_DESCRIPTION,
@@ -10,35 +9,8 @@ from adapters.discord_embeds import (
     embed_size,
     reply_messages,
 )
-from bot.models import Digest, DigestSection, PaperCard, Reply
-
-texts = st.text(max_size=5000)
-cards = st.builds(
-    PaperCard,
-    paper_id=st.text(min_size=1, max_size=20),
-    title=texts,
-    url=st.one_of(st.none(), st.just("https://arxiv.org/abs/2401.00001")),
-    authors=st.text(max_size=300),
-    published=st.one_of(st.none(), st.just("2026-11-20")),
-    upvotes=st.one_of(st.none(), st.integers(0, 10_000)),
-    summary=texts,
-    why=st.text(max_size=500),
-    links=st.just({"pdf": "https://arxiv.org/pdf/2401.00001"}),
-)
-digests = st.builds(
-    Digest,
-    subscriber_id=st.just(1),
-    local_date=st.just("2026-11-23"),
-    sections=st.lists(
-        st.builds(
-            DigestSection,
-            topic=st.text(min_size=1, max_size=300),
-            cards=st.lists(cards, max_size=30).map(tuple),
-            more=st.integers(0, 100),
-        ),
-        max_size=5,
-    ).map(tuple),
-)
+from bot.models import Digest, PaperCard, Reply
+from tests.strategies import digests, replies
 
 
 def assert_within_limits(messages: list) -> None:  # type: ignore[type-arg]
@@ -60,9 +32,7 @@ def test_digests_split_within_discord_limits_and_keep_every_paper(digest: Digest
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.builds(Reply, text=texts, cards=st.lists(cards, max_size=10).map(tuple), error=st.booleans())
-)
+@given(replies)
 def test_replies_within_limits(reply: Reply) -> None:
     assert_within_limits(reply_messages(reply))
 

@@ -141,6 +141,21 @@ def command(fake: FakeSlack, text: str, user: str = "U1") -> str:
     )
 
 
+def button(fake: FakeSlack, action_id: str, value: str) -> str:
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "team": {"id": "T1"},
+        "channel": {"id": "C1"},
+        "response_url": fake.url + "respond",
+        "actions": [{"action_id": action_id, "value": value, "type": "button"}],
+        "trigger_id": "t",
+        "api_app_id": "A1",
+        "token": "x",
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 async def post(server: TestServer, body: str, headers: dict[str, str]) -> int:
     url = server.make_url("/slack/events")
     async with ClientSession() as session, session.post(url, data=body, headers=headers) as r:
@@ -192,18 +207,7 @@ async def test_channel_subscribe_needs_an_admin(app_server, fake_slack: FakeSlac
 
 async def test_subscribe_button(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
     server, _runner = app_server
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U1"},
-        "team": {"id": "T1"},
-        "channel": {"id": "C1"},
-        "response_url": fake_slack.url + "respond",
-        "actions": [{"action_id": "subscribe_topic", "value": "kv-cache", "type": "button"}],
-        "trigger_id": "t",
-        "api_app_id": "A1",
-        "token": "x",
-    }
-    body = urlencode({"payload": json.dumps(payload)})
+    body = button(fake_slack, "subscribe_topic", "kv-cache")
     assert await post(server, body, signed(body)) == 200
     await wait_for(lambda: fake_slack.of("respond"))
     assert "Subscribed to `kv-cache`" in json.dumps(fake_slack.of("respond")[0])
@@ -300,18 +304,7 @@ async def test_share_button_posts_the_lookup_in_channel(app_server, fake_slack: 
     await post(server, body, signed(body))
     await wait_for(lambda: fake_slack.of("respond"))
     assert "share_lookup" in json.dumps(fake_slack.of("respond")[0])
-    payload = {
-        "type": "block_actions",
-        "user": {"id": "U1"},
-        "team": {"id": "T1"},
-        "channel": {"id": "C1"},
-        "response_url": fake_slack.url + "respond",
-        "actions": [{"action_id": "share_lookup", "value": "kv-cache", "type": "button"}],
-        "trigger_id": "t",
-        "api_app_id": "A1",
-        "token": "x",
-    }
-    raw = urlencode({"payload": json.dumps(payload)})
+    raw = button(fake_slack, "share_lookup", "kv-cache")
     assert await post(server, raw, signed(raw)) == 200
     await wait_for(lambda: len(fake_slack.of("respond")) == 2)
     shared = fake_slack.of("respond")[1]

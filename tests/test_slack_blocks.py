@@ -1,7 +1,6 @@
 import json
 
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from adapters.slack_blocks import (
     MAX_BLOCKS,
@@ -13,34 +12,7 @@ from adapters.slack_blocks import (
     reply_messages,
 )
 from bot.models import Digest, DigestSection, PaperCard, Reply
-
-texts = st.text(max_size=4000)
-cards = st.builds(
-    PaperCard,
-    paper_id=st.text(min_size=1, max_size=20),
-    title=texts,
-    url=st.one_of(st.none(), st.just("https://arxiv.org/abs/2401.00001")),
-    authors=st.text(max_size=300),
-    published=st.one_of(st.none(), st.just("2026-11-20")),
-    upvotes=st.one_of(st.none(), st.integers(0, 10_000)),
-    summary=texts,
-    why=st.text(max_size=500),
-    links=st.just({"pdf": "https://arxiv.org/pdf/2401.00001"}),
-)
-digests = st.builds(
-    Digest,
-    subscriber_id=st.just(1),
-    local_date=st.just("2026-11-23"),
-    sections=st.lists(
-        st.builds(
-            DigestSection,
-            topic=st.text(min_size=1, max_size=300),
-            cards=st.lists(cards, max_size=30).map(tuple),
-            more=st.integers(0, 100),
-        ),
-        max_size=5,
-    ).map(tuple),
-)
+from tests.strategies import digests, replies
 
 
 def assert_within_limits(messages: list) -> None:  # type: ignore[type-arg]
@@ -71,9 +43,7 @@ def test_digests_split_within_slack_limits_and_keep_every_paper(digest: Digest) 
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    st.builds(Reply, text=texts, cards=st.lists(cards, max_size=10).map(tuple), error=st.booleans())
-)
+@given(replies)
 def test_replies_within_limits(reply: Reply) -> None:
     assert_within_limits(reply_messages(reply))
 

@@ -272,17 +272,6 @@ class Store:
             found = self._count_cache[key] = int(self.conn.execute(sql, [match, cap]).fetchone()[0])
         return found
 
-    def doc_freqs(self, terms: Iterable[str]) -> dict[str, int]:
-        """How many papers contain each (stemmed, FTS-tokenized) term."""
-        wanted = sorted(set(terms))
-        found = dict.fromkeys(wanted, 0)
-        for chunk in _chunks(wanted, _BATCH):
-            marks = ", ".join("?" for _ in chunk)
-            sql = f"SELECT term, doc FROM papers_fts_vocab WHERE term IN ({marks})"
-            for term, doc in self.conn.execute(sql, list(chunk)):
-                found[term] = int(doc)
-        return found
-
     # -- source cursors ----------------------------------------------------------------------
 
     def get_cursor(self, source: str) -> str | None:

@@ -304,17 +304,6 @@ class Subscriptions:
         ).fetchone()
         return row is not None
 
-    def channel_subscribers(self, platform: str, workspace: str) -> list[Subscriber]:
-        """Every channel subscriber of a workspace (for admin views)."""
-        return [
-            _row_to_subscriber(r)
-            for r in self.store.db.query(
-                "SELECT * FROM subscribers "
-                "WHERE platform = ? AND workspace = ? AND kind = 'channel'",
-                [platform, workspace],
-            )
-        ]
-
 
 def dumps_ids(ids: tuple[str, ...] | list[str]) -> str:
     """Paper ids as the JSON text the ledger stores."""

@@ -78,12 +78,6 @@ def stem(word: str) -> str:
     return str(_STEMMER.stemWord(lexicon.american(word)))
 
 
-@lru_cache(maxsize=200_000)
-def fts_stem(word: str) -> str:
-    """The stem SQLite's porter tokenizer stores for a word (no spelling folding)."""
-    return str(_STEMMER.stemWord(word))
-
-
 def stems(text: str) -> tuple[str, ...]:
     """Comparable stems of a text, in order."""
     return tuple(stem(w) for w in words(text))
@@ -117,10 +111,6 @@ class Concept:
         if self.fields == ("title",):
             return "{title} : (" + inner + ")"
         return "(" + inner + ")"
-
-    def fts_terms(self) -> set[str]:
-        """The FTS vocabulary terms (porter stems) this concept's phrases use."""
-        return {fts_stem(w) for p in self.phrases for w in p}
 
 
 @dataclass(frozen=True)
@@ -165,10 +155,6 @@ class Topic:
     def fts_any(self, group: Group) -> str:
         """FTS5 expression: papers with any concept of the group (and the filters)."""
         return self._wrap(" OR ".join(c.fts() for c in group.concepts))
-
-    def fts_terms(self) -> set[str]:
-        """Every FTS vocabulary term the topic's concepts use."""
-        return {t for g in self.groups for c in g.concepts for t in c.fts_terms()}
 
 
 # -- lexicon index ---------------------------------------------------------------------------

@@ -121,6 +121,8 @@ async def _run(settings: Settings) -> None:
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     if settings.slack_bot_token:
         stoppers.append(await _start_slack(settings, bot, destinations))
+    if settings.discord_token:
+        stoppers.append(await _start_discord(settings, bot, destinations))
     chat = bool(destinations)
     if not chat:
         click.echo("No chat tokens are set: starting the console adapter.")
@@ -172,6 +174,46 @@ async def _start_slack(
     await web.TCPSite(web_runner, settings.http_host, settings.http_port).start()
     click.echo(f"Slack adapter started (HTTP on {settings.http_host}:{settings.http_port}).")
     return web_runner.cleanup
+
+
+async def _start_discord(
+    settings: Settings, bot: PaperBot, destinations: dict[str, Destination]
+) -> Callable[[], Awaitable[Any]]:
+    """Log in (which syncs the commands), then keep the gateway connected; returns its stop."""
+    import discord
+
+    from adapters.discord_app import DiscordDestination, PaperbotClient
+
+    assert settings.discord_token is not None
+    client = PaperbotClient(bot, guild_id=settings.discord_guild_id)
+    try:
+        await client.login(settings.discord_token.get_secret_value())
+    except discord.LoginFailure as exc:
+        await client.close()
+        raise click.ClickException("Discord refused DISCORD_TOKEN; check the bot token.") from exc
+    gateway = asyncio.create_task(client.connect(), name="discord-gateway")
+    destinations["discord"] = DiscordDestination(client)
+    click.echo("Discord adapter started.")
+
+    async def stop() -> None:
+        await client.close()
+        gateway.cancel()
+
+    return stop
+
+
+@cli.command("discord-invite")
+@click.option("--client-id", type=int, help="Application id (default: read from DISCORD_TOKEN).")
+@click.pass_obj
+def discord_invite_command(settings: Settings, client_id: int | None) -> None:
+    """Print the URL that adds the bot to a Discord server with exactly the permissions it needs."""
+    from adapters.discord_app import client_id_from_token, invite_url
+
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    client_id = client_id or client_id_from_token(token)
+    if client_id is None:
+        raise click.UsageError("Set DISCORD_TOKEN or pass --client-id (the application id).")
+    click.echo(invite_url(client_id))
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ adapter can hand them to `discord.Embed.from_dict` and tests can check them with
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.models import Digest, PaperCard, Reply
@@ -35,7 +36,7 @@ def _escape(text: str) -> str:
     return text.replace("@", "@\u200b").replace("](", "]\u200b(")
 
 
-def card_embed(card: PaperCard) -> Embed:
+def card_embed(card: PaperCard, number: int | None = None) -> Embed:
     """One paper: the title links to it; meta, summary, why and links in the description."""
     meta = card.meta()
     lines = [_escape(meta)] if meta else []
@@ -46,8 +47,9 @@ def card_embed(card: PaperCard) -> Embed:
     links = " · ".join(f"[{kind}]({url})" for kind, url in card.links.items())
     if links:
         lines.append(links)
+    title = f"{number}. {card.title}" if number is not None else card.title
     embed: Embed = {
-        "title": _cut(_escape(card.title), MAX_TITLE),
+        "title": _cut(_escape(title), MAX_TITLE),
         "description": _cut("\n".join(lines), MAX_DESCRIPTION),
         "color": COLOR,
         "footer": {"text": _cut(card.paper_id, MAX_FOOTER)},
@@ -57,11 +59,13 @@ def card_embed(card: PaperCard) -> Embed:
     return embed
 
 
-def text_embed(text: str, title: str = "") -> Embed:
+def text_embed(text: str, title: str = "", footer: str = "") -> Embed:
     """An embed holding plain text (a reply, a topic header, an "and N more" line)."""
     embed: Embed = {"description": _cut(_escape(text) or "\u200b", MAX_DESCRIPTION), "color": COLOR}
     if title:
         embed["title"] = _cut(_escape(title), MAX_TITLE)
+    if footer:
+        embed["footer"] = {"text": _cut(footer, MAX_FOOTER)}
     return embed
 
 
@@ -73,43 +77,110 @@ def embed_size(embed: Embed) -> int:
     return size
 
 
-def paginate(embeds: list[Embed]) -> list[list[Embed]]:
+@dataclass(frozen=True)
+class Button:
+    """A persistent button: `kind` is sub, more or mute; `value` the topic or paper id."""
+
+    kind: str
+    value: str
+    label: str
+    row: int
+
+
+# custom_id is `paperbot:<kind>:<value>` and Discord allows 100 characters.
+CUSTOM_ID_PREFIX = "paperbot"
+MAX_CUSTOM_ID = 100
+MAX_ROWS = 5
+MAX_ROW_BUTTONS = 5
+_LABEL = 80
+
+
+def custom_id(kind: str, value: str) -> str:
+    """The custom_id a button of this kind and value carries."""
+    return f"{CUSTOM_ID_PREFIX}:{kind}:{value}"
+
+
+def _fits(kind: str, value: str) -> bool:
+    return len(value) > 0 and len(custom_id(kind, value)) <= MAX_CUSTOM_ID
+
+
+@dataclass
+class Message:
+    """One Discord message: its embeds, and the numbered papers its buttons act on."""
+
+    embeds: list[Embed] = field(default_factory=list)
+    cards: list[tuple[int, PaperCard]] = field(default_factory=list)
+    subscribe_topic: str | None = None
+
+    def buttons(self) -> list[Button]:
+        """Subscribe (if any) then "more like" and "not relevant" per paper, two papers a row."""
+        out: list[Button] = []
+        row, used = 0, 0
+        topic = self.subscribe_topic
+        if topic and _fits("sub", topic):
+            out.append(Button("sub", topic, _cut(f"Subscribe to {topic}", _LABEL), 0))
+            used = 1
+        for number, card in self.cards:
+            if used + 2 > MAX_ROW_BUTTONS:
+                row, used = row + 1, 0
+            if row >= MAX_ROWS or not _fits("more", card.paper_id):
+                continue
+            out.append(Button("more", card.paper_id, f"More like #{number}", row))
+            out.append(Button("mute", card.paper_id, f"Not relevant #{number}", row))
+            used += 2
+        return out
+
+
+Item = tuple[Embed, "tuple[int, PaperCard] | None"]
+
+
+def paginate(items: list[Item], subscribe_topic: str | None = None) -> list[Message]:
     """Group embeds into messages of at most 10 embeds and 6000 characters."""
-    messages: list[list[Embed]] = [[]]
+    messages = [Message(subscribe_topic=subscribe_topic)]
     total = 0
-    for embed in embeds:
+    for embed, card in items:
         size = embed_size(embed)
-        if messages[-1] and (len(messages[-1]) >= MAX_EMBEDS or total + size > MAX_MESSAGE_CHARS):
-            messages.append([])
+        last = messages[-1]
+        if last.embeds and (len(last.embeds) >= MAX_EMBEDS or total + size > MAX_MESSAGE_CHARS):
+            messages.append(Message())
             total = 0
-        messages[-1].append(embed)
+        messages[-1].embeds.append(embed)
+        if card is not None:
+            messages[-1].cards.append(card)
         total += size
-    return [m for m in messages if m]
+    return [m for m in messages if m.embeds]
 
 
-def digest_embeds(digest: Digest) -> list[Embed]:
-    """A digest: per topic, a header embed, its papers, and an "and N more" line."""
-    embeds: list[Embed] = []
+def _cards(cards: tuple[PaperCard, ...], first: int) -> list[Item]:
+    return [(card_embed(c, n), (n, c)) for n, c in enumerate(cards, start=first)]
+
+
+def _digest_items(digest: Digest, key: str = "") -> list[Item]:
+    items: list[Item] = []
+    number = 1
     for part in digest.sections:
         heading = f"{part.topic} — digest for {digest.local_date}"
         more = f"…and {part.more} more: `/papers search {part.topic}`" if part.more else ""
-        embeds.append(text_embed(more or f"{len(part.cards)} new", title=heading))
-        embeds += [card_embed(card) for card in part.cards]
-    return embeds
+        # The first header carries the ledger key so a restart can find a digest already sent.
+        footer = f"paperbot digest {key}" if key and not items else ""
+        items.append((text_embed(more or f"{len(part.cards)} new", heading, footer), None))
+        items += _cards(part.cards, number)
+        number += len(part.cards)
+    return items
 
 
-def digest_messages(digest: Digest) -> list[list[Embed]]:
+def digest_messages(digest: Digest, key: str = "") -> list[Message]:
     """A digest as one or more messages within Discord's limits."""
-    return paginate(digest_embeds(digest))
+    return paginate(_digest_items(digest, key))
 
 
-def reply_messages(reply: Reply) -> list[list[Embed]]:
+def reply_messages(reply: Reply) -> list[Message]:
     """A command reply as one or more messages of embeds."""
-    embeds: list[Embed] = []
+    items: list[Item] = []
     if reply.notice:
-        embeds.append(text_embed(reply.notice, title="Heads up"))
-    embeds.append(text_embed(("❌ " if reply.error else "") + reply.text))
-    embeds += [card_embed(card) for card in reply.cards]
+        items.append((text_embed(reply.notice, title="Heads up"), None))
+    items.append((text_embed(("❌ " if reply.error else "") + reply.text), None))
+    items += _cards(reply.cards, 1)
     if reply.digest is not None:
-        embeds += digest_embeds(reply.digest)
-    return paginate(embeds)
+        items += _digest_items(reply.digest)
+    return paginate(items, reply.subscribe_topic)

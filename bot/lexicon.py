@@ -376,3 +376,22 @@ def british(word: str) -> str | None:
         return folded
     folded = re.sub(r"(?<=[a-z]{3})yz(e|es|ed|ing)$", r"ys\1", word)
     return folded if folded != word else None
+
+
+def suggestions(typed: str, limit: int) -> list[tuple[str, str]]:
+    """Lexicon forms containing `typed` as (label to show, topic text), prefix matches first."""
+    needle = typed.strip().lower()
+    found: list[tuple[bool, str, str]] = []
+    for entry in ENTRIES:
+        for form in entry.forms:
+            if needle in form.lower():
+                shown = form if form == entry.label else f"{form} ({entry.label})"
+                found.append((not form.lower().startswith(needle), shown, form))
+    found.sort(key=lambda f: (f[0], len(f[2])))
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for _, shown, form in found:
+        if form.lower() not in seen:
+            seen.add(form.lower())
+            out.append((shown, form))
+    return out[:limit]

@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from bot import lexicon
 from bot.cards import card_from_hit
-from bot.commands import LOOKUP_LIMIT, CommandError, Handler, parse_command
+from bot.commands import LOOKUP_LIMIT, Command, CommandError, Handler, parse_command
 from bot.errors import SourceError
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
@@ -44,26 +45,66 @@ class PaperBot:
 
     async def handle(self, caller: Caller, text: str) -> Reply:
         """Run the text after `/papers` for a caller; always returns a Reply."""
+        try:
+            command = parse_command(text)
+        except CommandError as exc:
+            return Reply(str(exc), error=True)
+        return await self.run(caller, command)
+
+    async def run(self, caller: Caller, command: Command) -> Reply:
+        """Run a parsed command (adapters with typed options build it); always returns a Reply."""
         started = time.perf_counter()
         now = self.clock()
 
         def run(store: Store) -> Reply:
-            return Handler(store).handle_text(caller, text, now)
+            return Handler(store).handle(caller, command, now)
 
         try:
             reply = await self.runner.call(run)
         except Exception:  # the one place a bug becomes a polite answer instead of silence
             log.exception("command failed (platform=%s user=%s)", caller.platform, caller.user_id)
             reply = Reply("Sorry, something went wrong on my side. Please try again.", error=True)
-        if self.fallback is not None and not reply.error and len(reply.cards) < FALLBACK_BELOW:
-            reply = await self._with_fallback(text, reply)
+        if (
+            self.fallback is not None
+            and command.action == "lookup"
+            and not reply.error
+            and len(reply.cards) < FALLBACK_BELOW
+        ):
+            reply = await self._with_fallback(command.arg, reply)
         log.info(
-            "command platform=%s ms=%.1f error=%s",
+            "command platform=%s action=%s ms=%.1f error=%s",
             caller.platform,
+            command.action,
             (time.perf_counter() - started) * 1000,
             reply.error,
         )
         return reply
+
+    async def own_topics(self, caller: Caller, channel: bool = False) -> list[str]:
+        """The topics the caller (or the caller's channel) follows, oldest first."""
+        kind, address = ("channel", caller.channel_id) if channel else ("user", caller.user_id)
+
+        def read(store: Store) -> list[str]:
+            subs = Subscriptions(store)
+            subscriber = subs.find(caller.platform, kind, address) if address else None
+            return [t.text for t in subs.topics(subscriber.id)] if subscriber else []
+
+        return list(await self.runner.call(read))
+
+    async def suggest_topics(self, platform: str, typed: str, limit: int) -> list[tuple[str, str]]:
+        """Autocomplete for a topic: popular topics first, then the lexicon's terms.
+
+        Returns (label to show, topic text) pairs, at most `limit`.
+        """
+        popular = await self.runner.call(
+            lambda store: Subscriptions(store).popular_topics(platform, typed, limit)
+        )
+        out = [(topic, topic) for topic in popular]
+        known = {topic.lower() for topic in popular}
+        for shown, form in lexicon.suggestions(typed, limit):
+            if form.lower() not in known:
+                out.append((shown, form))
+        return out[:limit]
 
     async def record_channel_manager(self, platform: str, channel: str, user_id: str) -> None:
         """The user added the bot to a channel: they may manage its subscriptions."""
@@ -108,15 +149,10 @@ class PaperBot:
         cards = tuple(c for c in reply.cards if c.paper_id != paper_id)
         return replace(reply, text=f"Papers like “{paper.title}”:", cards=cards)
 
-    async def _with_fallback(self, text: str, reply: Reply) -> Reply:
+    async def _with_fallback(self, query: str, reply: Reply) -> Reply:
+        assert self.fallback is not None
         try:
-            command = parse_command(text)
-        except CommandError:
-            return reply
-        if command.action != "lookup" or self.fallback is None:
-            return reply
-        try:
-            papers = await self.fallback(command.arg, LOOKUP_LIMIT)
+            papers = await self.fallback(query, LOOKUP_LIMIT)
         except (SourceError, TimeoutError) as exc:
             log.warning("fallback search failed: %s", exc)
             return reply
@@ -128,7 +164,7 @@ class PaperBot:
             return reply
         extra = [replace(card, why="found by Hugging Face paper search") for card in extra]
         note = (
-            f"The local store has only {len(reply.cards)} for `{command.arg}`; "
+            f"The local store has only {len(reply.cards)} for `{query}`; "
             "more from Hugging Face paper search:"
         )
         return replace(reply, text=note, cards=reply.cards + tuple(extra), error=False)

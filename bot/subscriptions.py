@@ -154,6 +154,19 @@ class Subscriptions:
             )
         ]
 
+    def popular_topics(self, platform: str, containing: str, limit: int) -> list[str]:
+        """Topics most followed on a platform whose text contains `containing` (any case)."""
+        return [
+            str(r[0])
+            for r in self.conn.execute(
+                "SELECT min(t.text), count(*) AS n FROM topics t "
+                "JOIN subscribers s ON s.id = t.subscriber_id "
+                "WHERE s.platform = ? AND instr(t.key, ?) > 0 "
+                "GROUP BY t.key ORDER BY n DESC, t.key LIMIT ?",
+                [platform, topic_key(containing), limit],
+            )
+        ]
+
     def add_topic(self, subscriber_id: int, text: str, now: datetime) -> bool:
         """Follow a topic (validated by the topic parser); False if it was already followed."""
         text = " ".join(text.split())

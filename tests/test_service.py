@@ -2,6 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.commands import Command
 from bot.errors import SourceError
 from bot.importer import import_files
 from bot.models import Caller, Paper
@@ -59,7 +60,7 @@ async def test_a_bug_becomes_a_polite_reply(runner: StoreRunner, monkeypatch) ->
     def boom(*args: object) -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(commands.Handler, "handle_text", boom)
+    monkeypatch.setattr(commands.Handler, "handle", boom)
     reply = await PaperBot(runner, clock=lambda: NOW).handle(ME, "help")
     assert reply.error and "went wrong" in reply.text
 
@@ -73,3 +74,30 @@ async def test_mute_and_more_like_this(runner: StoreRunner) -> None:
     like = await bot.more_like(ME, again.cards[0].paper_id)
     assert like.cards and again.cards[0].paper_id not in [c.paper_id for c in like.cards]
     assert (await bot.mute(ME, "nope")).error
+
+
+async def test_run_takes_a_parsed_command(runner: StoreRunner) -> None:
+    bot = PaperBot(runner, clock=lambda: NOW)
+    reply = await bot.run(ME, Command("subscribe", arg="MoE"))
+    assert not reply.error
+    assert await bot.own_topics(ME) == ["MoE"]
+    assert await bot.own_topics(ME, channel=True) == []
+
+
+async def test_topic_suggestions_put_popular_topics_before_the_lexicon(
+    runner: StoreRunner,
+) -> None:
+    bot = PaperBot(runner, clock=lambda: NOW)
+    for user in ("a", "b", "c"):
+        await bot.handle(Caller("discord", user), "subscribe kv cache compression")
+    await bot.handle(Caller("discord", "d"), "subscribe kv cache eviction")
+    await bot.handle(Caller("slack", "e"), "subscribe kv cache on slack")
+    suggestions = await bot.suggest_topics("discord", "KV", 25)
+    assert suggestions[:2] == [
+        ("kv cache compression", "kv cache compression"),
+        ("kv cache eviction", "kv cache eviction"),
+    ]
+    assert ("KV cache", "KV cache") in suggestions  # from the lexicon
+    assert all("slack" not in value for _, value in suggestions)
+    assert len(await bot.suggest_topics("discord", "", 25)) == 25
+    assert await bot.suggest_topics("discord", "zzzz-nothing", 25) == []

@@ -1,0 +1,353 @@
+"""The Discord adapter driven by real discord.py interactions against a local fake Discord."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import discord
+import pytest
+from click.testing import CliRunner
+
+from adapters.cli import cli
+from adapters.discord_app import (
+    INVITE_PERMISSIONS,
+    DiscordDestination,
+    PaperbotClient,
+    client_id_from_token,
+)
+from adapters.discord_embeds import embed_size
+from bot.errors import DestinationGone
+from bot.importer import import_files
+from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
+from bot.runtime import StoreRunner
+from bot.service import PaperBot
+from bot.store import Store
+from tests.conftest import SEED
+from tests.discord_fake import (
+    APP_ID,
+    CHANNEL_ID,
+    GUILD_ID,
+    MANAGE_CHANNELS,
+    MANAGE_GUILD,
+    FakeDiscord,
+    command,
+    interaction,
+)
+
+NOW = datetime(2026, 11, 20, tzinfo=UTC)
+ADA = "555555555555555555"
+
+
+@pytest.fixture
+async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.server.start_server()
+    monkeypatch.setattr(discord.http.Route, "BASE", server.base)
+    yield server
+    await server.server.close()
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[PaperBot]:
+    store = Store.open(":memory:")
+    import_files(store, [SEED], NOW)
+    runner = StoreRunner(store)
+    yield PaperBot(runner, clock=lambda: NOW)
+    await runner.close()
+
+
+async def started(bot: PaperBot, guild_id: int | None = None) -> PaperbotClient:
+    client = PaperbotClient(bot, guild_id=guild_id)
+    await client.login("test-token")
+    return client
+
+
+@pytest.fixture
+async def client(fake: FakeDiscord, bot: PaperBot) -> AsyncIterator[PaperbotClient]:
+    c = await started(bot)
+    yield c
+    await c.close()
+
+
+def followups(fake: FakeDiscord) -> list[dict[str, Any]]:
+    return list(fake.sent("POST", f"/webhooks/{APP_ID}/"))
+
+
+async def run(fake: FakeDiscord, client: PaperbotClient, payload: dict[str, Any]) -> list[Any]:
+    """Dispatch an interaction as the gateway would; return the followups it produced."""
+    before = len(followups(fake))
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    await fake.wait_for(lambda: len(followups(fake)) > before)
+    return followups(fake)[before:]
+
+
+async def test_login_syncs_the_papers_group_globally(fake: FakeDiscord, client: Any) -> None:
+    (synced,) = fake.sent("PUT", f"/applications/{APP_ID}/commands")
+    (papers,) = synced
+    assert papers["name"] == "papers"
+    subcommands = {o["name"]: o for o in papers["options"]}
+    assert set(subcommands) == {
+        "search",
+        "subscribe",
+        "unsubscribe",
+        "list",
+        "digest",
+        "settings",
+        "help",
+        "channel",
+    }
+    channel = {o["name"] for o in subcommands["channel"]["options"]}
+    assert channel == {"subscribe", "unsubscribe", "list", "settings"}
+    topic = subcommands["unsubscribe"]["options"][0]
+    assert topic["autocomplete"] is True and topic["max_length"] == 300
+    assert subcommands["search"]["options"][0]["autocomplete"] is True
+    fields = subcommands["settings"]["options"][0]["choices"]
+    assert [c["value"] for c in fields] == ["time", "tz", "days", "max", "pause", "resume"]
+
+
+async def test_guild_id_syncs_to_that_guild_only(fake: FakeDiscord, bot: PaperBot) -> None:
+    c = await started(bot, guild_id=int(GUILD_ID))
+    await c.close()
+    assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    assert not fake.sent("PUT", f"/applications/{APP_ID}/commands")
+
+
+async def test_search_defers_then_answers_ephemerally_with_papers_and_buttons(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    (answer,) = await run(fake, client, interaction(command("search", query="kv-cache")))
+    callback = fake.sent("POST", "/interactions/")[-1]
+    assert callback == {"type": 5, "data": {"flags": 64}}  # deferred, ephemeral
+    assert answer["flags"] == 64
+    embeds = answer["embeds"]
+    assert "kv-cache" in embeds[0]["description"]
+    assert embeds[1]["title"].startswith("1. ") and "KV" in embeds[1]["title"]
+    assert "why:" in embeds[1]["description"]
+    ids = [b["custom_id"] for row in answer["components"] for b in row["components"]]
+    assert ids[0] == "paperbot:sub:kv-cache"
+    paper_id = embeds[1]["footer"]["text"]
+    assert f"paperbot:more:{paper_id}" in ids and f"paperbot:mute:{paper_id}" in ids
+
+
+async def test_subscribe_list_and_unsubscribe_autocompletes_own_topics(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
+) -> None:
+    (answer,) = await run(fake, client, interaction(command("subscribe", topic="MoE")))
+    assert "MoE" in answer["embeds"][0]["description"]
+    await run(fake, client, interaction(command("subscribe", topic="kv cache")))
+    payload = interaction(command("unsubscribe", topic="k", _focused="topic"), kind=4)
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    callback = await fake.wait_for(
+        lambda: [b for b in fake.sent("POST", "/interactions/") if b["type"] == 8]
+    )
+    assert callback[0]["data"]["choices"] == [{"name": "kv cache", "value": "kv cache"}]
+    (listed,) = await run(fake, client, interaction(command("list")))
+    assert "MoE" in listed["embeds"][0]["description"]
+    await run(fake, client, interaction(command("unsubscribe", topic="MoE")))
+    assert await bot.own_topics(caller("discord", ADA)) == ["kv cache"]
+
+
+def caller(platform: str, user_id: str) -> Any:
+    from bot.models import Caller
+
+    return Caller(platform, user_id)
+
+
+async def test_search_autocomplete_offers_the_lexicon(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    payload = interaction(command("search", query="mixture", _focused="query"), kind=4)
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    (callback,) = await fake.wait_for(lambda: fake.sent("POST", "/interactions/"))
+    choices = callback["data"]["choices"]
+    assert {"name": "mixture of experts", "value": "mixture of experts"} in choices
+    assert len(choices) <= 25
+
+
+async def test_settings_are_validated_by_the_core(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    tz = command("settings", field="tz", value="europe/berlin")
+    (ok,) = await run(fake, client, interaction(tz))
+    assert "Europe/Berlin" in ok["embeds"][0]["description"]
+    (bad,) = await run(fake, client, interaction(command("settings", field="max", value="500")))
+    assert bad["embeds"][0]["description"].startswith("❌")
+
+
+@pytest.mark.parametrize(
+    ("permissions", "in_guild", "allowed"),
+    [
+        (0, True, False),
+        (MANAGE_CHANNELS, True, True),
+        (MANAGE_GUILD, True, True),
+        (MANAGE_GUILD, False, False),
+    ],
+)
+async def test_channel_subscriptions_need_manage_permissions(
+    fake: FakeDiscord,
+    client: PaperbotClient,
+    bot: PaperBot,
+    permissions: int,
+    in_guild: bool,
+    allowed: bool,
+) -> None:
+    payload = interaction(
+        command("channel", "subscribe", topic="PEFT"), permissions=permissions, in_guild=in_guild
+    )
+    (answer,) = await run(fake, client, payload)
+    from bot.models import Caller
+
+    topics = await bot.own_topics(Caller("discord", ADA, CHANNEL_ID), channel=True)
+    assert topics == (["PEFT"] if allowed else [])
+    assert answer["embeds"][0]["description"].startswith("❌") is not allowed
+
+
+def clicked(custom_id: str, **kwargs: Any) -> dict[str, Any]:
+    """A button click on a message paperbot sent some time ago (maybe before a restart)."""
+    message = {
+        "id": "800000000000000001",
+        "channel_id": CHANNEL_ID,
+        "author": {"id": APP_ID, "username": "paperbot", "discriminator": "0", "avatar": None},
+        "content": "",
+        "timestamp": "2026-11-19T12:00:00+00:00",
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+        "components": [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 2, "style": 2, "label": "More like #1", "custom_id": custom_id}
+                ],
+            }
+        ],
+    }
+    data = {"custom_id": custom_id, "component_type": 2}
+    return interaction(data, kind=3, message=message, **kwargs)
+
+
+async def test_buttons_work_on_messages_sent_before_a_restart(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
+) -> None:
+    # `client` is a fresh process: it never sent the message the click comes from.
+    paper = await bot.runner.call(lambda s: s.papers_by_rowid([1])[1])
+    (more,) = await run(fake, client, clicked(f"paperbot:more:{paper.id}"))
+    assert more["flags"] == 64 and "Papers like" in more["embeds"][0]["description"]
+    (muted,) = await run(fake, client, clicked(f"paperbot:mute:{paper.id}"))
+    assert "won't show you" in muted["embeds"][0]["description"]
+    (sub,) = await run(fake, client, clicked('paperbot:sub:author:"Tri Dao"', in_guild=False))
+    assert not sub["embeds"][0]["description"].startswith("❌")
+    assert await bot.own_topics(caller("discord", ADA)) == ['author:"Tri Dao"']
+
+
+DIGEST = Digest(
+    subscriber_id=7,
+    local_date="2026-11-20",
+    sections=(
+        DigestSection(
+            "MoE",
+            tuple(
+                PaperCard(str(i), f"Paper {i}", None, "", None, None, "x" * 900, "", {})
+                for i in range(14)
+            ),
+            3,
+        ),
+    ),
+)
+
+
+def subscriber(kind: str, address: str) -> Subscriber:
+    return Subscriber(7, "discord", kind, address, GUILD_ID, DigestSettings(), NOW)
+
+
+async def test_digest_by_dm_is_split_and_can_be_found_after_a_crash(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    destination = DiscordDestination(client)
+    to_ada = subscriber("user", ADA)
+    assert await destination.find_delivered(to_ada, "7:2026-11-20") is None
+    first = await destination.deliver(to_ada, DIGEST, "7:2026-11-20")
+    (dm,) = fake.sent("POST", "/users/@me/channels")
+    assert dm == {"recipient_id": int(ADA)}
+    posts = fake.sent("POST", "/channels/")
+    assert len(posts) == 3  # 15 embeds of ~920 characters: six fit in 6,000
+    assert all(len(p["embeds"]) <= 10 for p in posts)
+    assert all(sum(embed_size(e) for e in p["embeds"]) <= 6000 for p in posts)
+    assert posts[0]["embeds"][0]["footer"]["text"] == "paperbot digest 7:2026-11-20"
+    buttons = [b for p in posts for row in p["components"] for b in row["components"]]
+    assert len(buttons) == 28  # more like + not relevant for each of the 14 papers
+    assert await destination.find_delivered(to_ada, "7:2026-11-20") == first
+    assert await destination.find_delivered(to_ada, "7:2026-11-21") is None
+
+
+async def test_digest_to_a_channel(fake: FakeDiscord, client: PaperbotClient) -> None:
+    message_id = await DiscordDestination(client).deliver(
+        subscriber("channel", CHANNEL_ID), DIGEST, "7:2026-11-20"
+    )
+    assert fake.channel_messages[CHANNEL_ID][0]["id"] == message_id
+    assert not fake.sent("POST", "/users/@me/channels")
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [("dm", 403, 50007), ("send", 403, 50007), ("send", 403, 50001), ("send", 404, 10003)],
+)
+async def test_closed_dms_and_lost_channels_mark_the_subscriber_gone(
+    fake: FakeDiscord, client: PaperbotClient, kind: str, status: int, code: int
+) -> None:
+    fake.fail[kind] = [(status, code)]
+    with pytest.raises(DestinationGone, match=str(code)):
+        await DiscordDestination(client).deliver(subscriber("user", ADA), DIGEST, "k")
+
+
+async def test_rate_limits_are_waited_out_and_other_errors_are_transient(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    destination = DiscordDestination(client)
+    fake.fail["send"] = [(429, 0)]
+    assert await destination.deliver(subscriber("channel", CHANNEL_ID), DIGEST, "k")
+    fake.fail["send"] = [(400, 50035)]
+    with pytest.raises(discord.HTTPException) as raised:
+        await destination.deliver(subscriber("channel", CHANNEL_ID), DIGEST, "k")
+    assert not isinstance(raised.value, DestinationGone)
+
+
+def test_invite_url_has_exactly_the_needed_permissions() -> None:
+    token = "MTExMTExMTExMTExMTExMTEx.Gabcde.not-a-real-secret"  # base64("111111111111111111")
+    assert client_id_from_token(token) == int(APP_ID)
+    result = CliRunner().invoke(cli, ["discord-invite"], env={"DISCORD_TOKEN": token})
+    assert result.exit_code == 0, result.output
+    url = result.output.strip()
+    assert f"client_id={APP_ID}" in url
+    assert f"permissions={INVITE_PERMISSIONS.value}" in url
+    assert INVITE_PERMISSIONS.value == 1024 + 2048 + 16384 + 65536
+    assert "scope=bot+applications.commands" in url
+    assert "not-a-real-secret" not in result.output
+    missing = CliRunner().invoke(cli, ["discord-invite"], env={"DISCORD_TOKEN": ""})
+    assert missing.exit_code == 2 and "--client-id" in missing.output
+
+
+async def test_run_starts_the_adapter_when_a_token_is_set(
+    fake: FakeDiscord, bot: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.cli import _start_discord
+    from bot.config import Settings
+
+    monkeypatch.setenv("DISCORD_TOKEN", "test-token")
+    monkeypatch.setenv("DISCORD_GUILD_ID", GUILD_ID)
+    destinations: dict[str, Any] = {}
+    stop = await _start_discord(Settings(), bot, destinations)
+    try:
+        assert isinstance(destinations["discord"], DiscordDestination)
+        assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+    finally:
+        await stop()

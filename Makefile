@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+CONSTRAINTS := deploy/constraints.txt
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint bench constraints clean
+
+# The runtime dependencies are pinned by the same constraints the Docker image uses.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -21,9 +24,20 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check bot adapters tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy adapters
+	$(BIN)/hadolint deploy/Dockerfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Re-pin the runtime dependencies from a clean install of the package.
+constraints:
+	rm -rf $(VENV)-pins
+	$(PYTHON) -m venv $(VENV)-pins
+	$(VENV)-pins/bin/python -m pip install --quiet .
+	{ head -n 2 $(CONSTRAINTS); $(VENV)-pins/bin/python -m pip freeze --exclude paperbot; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(VENV)-pins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -19,14 +20,16 @@ import httpx
 from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
+from adapters.ops_http import add_ops_routes, serve
 from bot.cli import cli
 from bot.config import Settings
 from bot.digest import Destination, DigestRunner
+from bot.health import Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
 from bot.models import Paper
 from bot.runtime import StoreRunner
-from bot.scheduler import build_scheduler
+from bot.scheduler import build_scheduler, scheduler_alive
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
 from bot.store import Store
@@ -109,6 +112,7 @@ FALLBACK_SECONDS = 4.0
 
 
 async def _run(settings: Settings) -> None:
+    started_at = datetime.now(UTC)
     runner = StoreRunner(Store.open(settings.db_path))
     client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
@@ -119,39 +123,84 @@ async def _run(settings: Settings) -> None:
     bot = PaperBot(runner, fallback=fallback)
     destinations: dict[str, Destination] = {}
     stoppers: list[Callable[[], Awaitable[Any]]] = []
-    if settings.slack_bot_token:
-        stoppers.append(await _start_slack(settings, bot, destinations))
-    if settings.discord_token:
-        stoppers.append(await _start_discord(settings, bot, destinations))
-    chat = bool(destinations)
-    if not chat:
-        click.echo("No chat tokens are set: starting the console adapter.")
-        destinations["console"] = ConsoleDestination()
-    digests = DigestRunner(runner, destinations)
-    await _first_start(settings, runner)
-
-    async def ingest() -> None:
-        await run_ingest(settings, runner, datetime.now(UTC))
-
-    scheduler = build_scheduler(digests.tick, ingest, settings.ingest_interval_minutes)
-    scheduler.start()
+    slack_web: web.Application | None = None
+    scheduler = None
     try:
-        if chat:
-            await asyncio.Event().wait()  # until the process is stopped
+        if settings.slack_bot_token:
+            stop, slack_web = await _start_slack(settings, bot, destinations)
+            stoppers.append(stop)
+        if settings.discord_token:
+            stoppers.append(await _start_discord(settings, bot, destinations))
+        chat = bool(destinations)
+        if not chat:
+            click.echo("No chat tokens are set: starting the console adapter.")
+            destinations["console"] = ConsoleDestination()
+        digests = DigestRunner(runner, destinations)
+
+        async def ingest() -> None:
+            await run_ingest(settings, runner, datetime.now(UTC))
+
+        scheduler = build_scheduler(digests.tick, ingest, settings.ingest_interval_minutes)
+
+        async def health() -> Health:
+            assert scheduler is not None
+            return await check_health(
+                runner,
+                scheduler_alive(scheduler),
+                datetime.now(UTC),
+                started_at,
+                settings.ingest_interval_minutes,
+            )
+
+        web_app = slack_web or web.Application()
+        add_ops_routes(web_app, health)
+        try:
+            stoppers.append((await serve(web_app, settings.http_host, settings.http_port)).cleanup)
+            where = f"http://{settings.http_host}:{settings.http_port}"
+            click.echo(
+                f"Serving {where}/healthz and /metrics" + (" and Slack" if slack_web else "")
+            )
+        except OSError as exc:
+            if slack_web is not None:
+                raise click.ClickException(
+                    f"Slack HTTP mode cannot listen on {settings.http_host}:{settings.http_port}: "
+                    f"{exc.strerror}. Set PAPERBOT_HTTP_PORT."
+                ) from exc
+            log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
+        await _first_start(settings, runner)
+        scheduler.start()
+        if chat or not sys.stdin.isatty():
+            if not chat:
+                click.echo("No terminal either: running headless (ingest, /healthz, /metrics).")
+            await _stopped()
         else:
             await run_interactive(bot)
     finally:
-        scheduler.shutdown(wait=False)
-        for stop in stoppers:
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+        for stop in reversed(stoppers):
             await stop()
         await client.aclose()
         await runner.close()
 
 
+async def _stopped() -> None:
+    """Wait until SIGTERM or SIGINT (a container stop, Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    click.echo("Stopping.")
+
+
 async def _start_slack(
     settings: Settings, bot: PaperBot, destinations: dict[str, Destination]
-) -> Callable[[], Awaitable[Any]]:
-    """Start the Slack adapter (Socket Mode with an app token, else HTTP); returns its stop."""
+) -> tuple[Callable[[], Awaitable[Any]], web.Application | None]:
+    """Start the Slack adapter: Socket Mode with an app token, else the HTTP app to serve.
+
+    Returns its stop and, in HTTP mode, the aiohttp application the ops server must serve.
+    """
     from adapters.slack_app import SlackAdapter, SlackDestination, web_client
 
     assert settings.slack_bot_token is not None
@@ -168,12 +217,13 @@ async def _start_slack(
         handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
         await handler.connect_async()  # type: ignore[no-untyped-call]
         click.echo("Slack adapter started (Socket Mode).")
-        return handler.close_async
-    web_runner = web.AppRunner(adapter.app.web_app(path="/slack/events"))
-    await web_runner.setup()
-    await web.TCPSite(web_runner, settings.http_host, settings.http_port).start()
-    click.echo(f"Slack adapter started (HTTP on {settings.http_host}:{settings.http_port}).")
-    return web_runner.cleanup
+        return handler.close_async, None
+    click.echo("Slack adapter started (HTTP mode, at /slack/events).")
+    return _nothing_to_stop, adapter.app.web_app(path="/slack/events")
+
+
+async def _nothing_to_stop() -> None:
+    """The HTTP-mode Slack adapter holds nothing open: the ops server serves it."""
 
 
 async def _start_discord(
@@ -200,6 +250,38 @@ async def _start_discord(
         gateway.cancel()
 
     return stop
+
+
+@cli.command("doctor")
+@click.pass_obj
+def doctor_command(settings: Settings) -> None:
+    """Check the configuration, database, port and sources; exit 1 if something blocks a start."""
+    from adapters.doctor import diagnose
+
+    findings = diagnose(settings)
+    for finding in findings:
+        click.echo(finding.line())
+    if any(f.level == "FAIL" for f in findings):
+        click.echo("paperbot run would not start as configured (see FAIL above).")
+        raise SystemExit(1)
+    click.echo("paperbot run can start.")
+
+
+@cli.command("health")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for an answer.")
+@click.pass_obj
+def health_command(settings: Settings, timeout: float) -> None:
+    """Ask the running bot's /healthz; exit 1 unless it answers healthy (for HEALTHCHECK)."""
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
+    url = f"http://{host}:{settings.http_port}/healthz"
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        click.echo(f"{url}: no answer ({type(exc).__name__})", err=True)
+        raise SystemExit(1) from exc
+    click.echo(response.text)
+    if response.status_code != 200:
+        raise SystemExit(1)
 
 
 @cli.command("discord-invite")

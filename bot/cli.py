@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from bot import logs
+from bot.backup import BackupError, backup
 from bot.config import Settings, load_settings
 from bot.errors import InvalidQuery
 from bot.importer import ImportReport, import_records, read_file
@@ -73,9 +75,7 @@ def cli(ctx: click.Context, db_path: Path | None) -> None:
     """paperbot: a research-paper digest bot for Slack, Discord and the terminal."""
     overrides: dict[str, Any] = {"db_path": db_path} if db_path else {}
     settings = load_settings(**overrides)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
     ctx.obj = settings
 
 
@@ -184,3 +184,19 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.command("backup")
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
+@click.pass_obj
+def backup_command(settings: Settings, target: Path, force: bool) -> None:
+    """Copy the database to TARGET (a file or a directory) while the bot may be running."""
+    try:
+        report = backup(Path(settings.db_path), target, datetime.now(UTC), overwrite=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"Backed up {report.papers} papers and {report.subscribers} subscribers "
+        f"to {report.path} ({report.bytes / 1e6:.1f} MB)."
+    )

@@ -6,6 +6,7 @@ Every setting here has a line in `.env.example` (a test checks that the two agre
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
 
     # Logging
     log_level: str = Field("INFO", validation_alias="PAPERBOT_LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", validation_alias="PAPERBOT_LOG_FORMAT")
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
@@ -53,9 +55,14 @@ class Settings(BaseSettings):
     discord_token: SecretStr | None = Field(None, validation_alias="DISCORD_TOKEN")
     discord_guild_id: int | None = Field(None, validation_alias="DISCORD_GUILD_ID")
 
-    # HTTP endpoint (Slack HTTP mode)
+    # HTTP endpoint: /healthz, /metrics, and Slack's HTTP mode
     http_host: str = Field("127.0.0.1", validation_alias="PAPERBOT_HTTP_HOST")
     http_port: int = Field(3000, ge=0, le=65535, validation_alias="PAPERBOT_HTTP_PORT")
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting that is set (to keep them out of logs)."""
+        values = [getattr(self, name) for name, f in Settings.model_fields.items()]
+        return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
 
     @property
     def categories(self) -> tuple[str, ...]:

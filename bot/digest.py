@@ -21,6 +21,7 @@ from typing import Protocol
 
 from bot.cards import card_from_hit
 from bot.errors import DestinationGone, InvalidQuery
+from bot.metrics import DIGESTS_FAILED, DIGESTS_SENT
 from bot.models import Digest, DigestSection, Paper, SearchHit, Subscriber, TopicSubscription
 from bot.runtime import StoreRunner
 from bot.search import matches
@@ -564,12 +565,15 @@ class DigestRunner:
                 gone.reason,
             )
             await self.runner.call(_mark_gone, subscriber.id, day, gone.reason, self.clock())
+            DIGESTS_FAILED.labels(subscriber.platform, "gone").inc()
             report.failed += 1
             return
         except Exception as error:
+            DIGESTS_FAILED.labels(subscriber.platform, "transient").inc()
             await self._transient(subscriber, day, repr(error), report)
             return
         await self._mark_sent(subscriber, day, message_id, job.digest.paper_ids)
+        DIGESTS_SENT.labels(subscriber.platform).inc()
         report.sent += 1
 
     async def _mark_sent(

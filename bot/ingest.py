@@ -17,6 +17,7 @@ import httpx
 
 from bot.config import Settings
 from bot.errors import SourceError
+from bot.metrics import PAPERS_INGESTED, SOURCE_ERRORS
 from bot.models import Paper
 from bot.runtime import StoreRunner
 from bot.sources.arxiv import ArxivSource
@@ -173,4 +174,12 @@ async def run_ingest(
             await client.aclose()
     for name, part in report.sources.items():
         log.info("ingest %s: %s", name, part.summary())
+        PAPERS_INGESTED.labels(name).inc(part.stats.new)
+        if part.failed:
+            SOURCE_ERRORS.labels(name).inc()
+        await runner.call(_record(name, part.failed, now))
     return report
+
+
+def _record(source: str, error: str | None, now: datetime) -> Callable[[Store], None]:
+    return lambda store: store.record_ingest(source, error, now)

@@ -128,3 +128,12 @@ def m004_channel_managers(db: Database) -> None:
         {"platform": str, "channel": str, "user_id": str, "created_at": str},
         pk=("platform", "channel", "user_id"),
     )
+
+
+@migrations()
+def m005_ingest_status(db: Database) -> None:
+    """When each source last succeeded and last failed, for health checks and `doctor`."""
+    db.table("ingest_status").create(
+        {"source": str, "last_success_at": str, "last_failure_at": str, "last_error": str},
+        pk="source",
+    )

@@ -72,3 +72,9 @@ def build_scheduler(
             **once,
         )
     return scheduler
+
+
+def scheduler_alive(scheduler: AsyncIOScheduler) -> bool:
+    """Whether the scheduler runs and the digest tick has a next run."""
+    job = scheduler.get_job(DIGEST_JOB) if scheduler.running else None
+    return job is not None and job.next_run_time is not None

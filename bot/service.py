@@ -16,6 +16,7 @@ from bot import lexicon
 from bot.cards import card_from_hit
 from bot.commands import LOOKUP_LIMIT, Command, CommandError, Handler, parse_command
 from bot.errors import SourceError
+from bot.metrics import COMMAND_SECONDS
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.store import Store
@@ -71,11 +72,13 @@ class PaperBot:
             and len(reply.cards) < FALLBACK_BELOW
         ):
             reply = await self._with_fallback(command.arg, reply)
+        seconds = time.perf_counter() - started
+        COMMAND_SECONDS.labels(caller.platform, command.action).observe(seconds)
         log.info(
             "command platform=%s action=%s ms=%.1f error=%s",
             caller.platform,
             command.action,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
             reply.error,
         )
         return reply

@@ -121,6 +121,15 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+@dataclass(frozen=True)
+class IngestStatus:
+    """The outcome of a source's latest ingests."""
+
+    last_success: datetime | None
+    last_failure: datetime | None
+    last_error: str | None
+
+
 class Store:
     """Papers, cursors and (later) subscriptions in one SQLite database."""
 
@@ -280,6 +289,35 @@ class Store:
             "SELECT cursor FROM source_state WHERE source = ?", [source]
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def record_ingest(self, source: str, error: str | None, now: datetime) -> None:
+        """Remember that an ingest from a source just succeeded (error None) or failed."""
+        if error is None:
+            sql = (
+                "INSERT INTO ingest_status (source, last_success_at) VALUES (?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET last_success_at = excluded.last_success_at"
+            )
+            params = [source, utc_iso(now)]
+        else:
+            sql = (
+                "INSERT INTO ingest_status (source, last_failure_at, last_error) VALUES (?, ?, ?) "
+                "ON CONFLICT(source) DO UPDATE SET last_failure_at = excluded.last_failure_at, "
+                "last_error = excluded.last_error"
+            )
+            params = [source, utc_iso(now), error[:500]]
+        with self.conn:
+            self.conn.execute(sql, params)
+
+    def ingest_status(self) -> dict[str, IngestStatus]:
+        """Per source: when it last succeeded and last failed, and why."""
+        return {
+            str(r[0]): IngestStatus(
+                parse_utc(r[1]) if r[1] else None, parse_utc(r[2]) if r[2] else None, r[3]
+            )
+            for r in self.conn.execute(
+                "SELECT source, last_success_at, last_failure_at, last_error FROM ingest_status"
+            )
+        }
 
     def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
         """Remember how far a source has been read."""

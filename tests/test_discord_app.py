@@ -24,7 +24,7 @@ from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscri
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.store import Store
-from tests.conftest import SEED
+from tests.conftest import DISCORD_TEST_TOKEN, SEED
 from tests.discord_fake import (
     APP_ID,
     CHANNEL_ID,
@@ -60,7 +60,7 @@ async def bot() -> AsyncIterator[PaperBot]:
 
 async def started(bot: PaperBot, guild_id: int | None = None) -> PaperbotClient:
     client = PaperbotClient(bot, guild_id=guild_id)
-    await client.login("test-token")
+    await client.login(DISCORD_TEST_TOKEN)
     return client
 
 
@@ -322,7 +322,7 @@ async def test_rate_limits_are_waited_out_and_other_errors_are_transient(
 
 
 def test_invite_url_has_exactly_the_needed_permissions() -> None:
-    token = "MTExMTExMTExMTExMTExMTEx.Gabcde.not-a-real-secret"  # base64("111111111111111111")
+    token = DISCORD_TEST_TOKEN  # starts with base64("111111111111111111")
     assert client_id_from_token(token) == int(APP_ID)
     result = CliRunner().invoke(cli, ["discord-invite"], env={"DISCORD_TOKEN": token})
     assert result.exit_code == 0, result.output
@@ -331,7 +331,7 @@ def test_invite_url_has_exactly_the_needed_permissions() -> None:
     assert f"permissions={INVITE_PERMISSIONS.value}" in url
     assert INVITE_PERMISSIONS.value == 1024 + 2048 + 16384 + 65536
     assert "scope=bot+applications.commands" in url
-    assert "not-a-real-secret" not in result.output
+    assert "discord-test-secret" not in result.output
     missing = CliRunner().invoke(cli, ["discord-invite"], env={"DISCORD_TOKEN": ""})
     assert missing.exit_code == 2 and "--client-id" in missing.output
 
@@ -342,7 +342,7 @@ async def test_run_starts_the_adapter_when_a_token_is_set(
     from adapters.cli import _start_discord
     from bot.config import Settings
 
-    monkeypatch.setenv("DISCORD_TOKEN", "test-token")
+    monkeypatch.setenv("DISCORD_TOKEN", DISCORD_TEST_TOKEN)
     monkeypatch.setenv("DISCORD_GUILD_ID", GUILD_ID)
     destinations: dict[str, Any] = {}
     stop = await _start_discord(Settings(), bot, destinations)

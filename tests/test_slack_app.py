@@ -21,9 +21,9 @@ from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscri
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.store import Store
-from tests.conftest import SEED
+from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
 
-SECRET = "test-signing-secret"
+SECRET = SLACK_TEST_SIGNING_SECRET
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
@@ -108,7 +108,7 @@ async def app_server(fake_slack: FakeSlack):  # type: ignore[no-untyped-def]
     store = Store.open(":memory:")
     import_files(store, [SEED], NOW)
     runner = StoreRunner(store)
-    client = web_client("xoxb-test-token", fake_slack.url + "api/")
+    client = web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/")
     adapter = SlackAdapter(PaperBot(runner, clock=lambda: NOW), client, SECRET)
     server = TestServer(adapter.app.web_app(path="/slack/events"), host="127.0.0.1", port=0)
     await server.start_server()
@@ -226,7 +226,7 @@ def subscriber(kind: str = "user", address: str = "U1") -> Subscriber:
 
 async def test_dm_digest_opens_a_conversation_and_retries_429(fake_slack: FakeSlack) -> None:
     fake_slack.errors["chat.postMessage"] = [429]
-    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     ts = await destination.deliver(subscriber(), digest(3), "1:2026-11-23")
     assert ts
     assert fake_slack.of("conversations.open")[0]["users"] == "U1"
@@ -237,7 +237,7 @@ async def test_dm_digest_opens_a_conversation_and_retries_429(fake_slack: FakeSl
 
 async def test_gone_channel_raises_destination_gone(fake_slack: FakeSlack) -> None:
     fake_slack.errors["chat.postMessage"] = ["channel_not_found"]
-    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     with pytest.raises(DestinationGone, match="channel_not_found"):
         await destination.deliver(subscriber("channel", "C9"), digest(1), "1:2026-11-23")
 
@@ -283,7 +283,7 @@ async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: F
         store, "C7", ["kv cache"], monday - timedelta(days=3), platform="slack", kind="channel"
     )
     runner = StoreRunner(store)
-    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     digests = DigestRunner(runner, {"slack": destination})
     await digests.tick(monday + timedelta(hours=1, minutes=1))
     await digests.tick(monday + timedelta(hours=1, minutes=2))
@@ -342,7 +342,7 @@ async def test_whoever_added_the_bot_may_manage_the_channel(
 
 
 async def test_long_digest_is_several_posts_paced_per_channel(fake_slack: FakeSlack) -> None:
-    destination = SlackDestination(web_client("xoxb-test-token", fake_slack.url + "api/"))
+    destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     started = time.monotonic()
     await destination.deliver(subscriber("channel", "C3"), digest(40), "1:2026-11-23")
     posts = fake_slack.of("chat.postMessage")

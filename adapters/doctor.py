@@ -1,0 +1,184 @@
+"""`paperbot doctor`: what will start, what will not and why, one verdict per line.
+
+Each check returns `Finding`s. `FAIL` means `paperbot run` would refuse to start (or start
+without something it was configured for); `warn` means it starts but something is off; `ok`
+and `--` (not configured) are informational. Nothing here changes the database.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlite_utils import Database
+
+from adapters.discord_app import client_id_from_token
+from bot import migrations
+from bot.config import Settings
+
+REACH_TIMEOUT_SECONDS = 3.0
+SIGNING_SECRET = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the report."""
+
+    level: str  # ok, --, warn, FAIL
+    subject: str
+    text: str
+
+    def line(self) -> str:
+        """The finding as printed."""
+        return f"{self.level:<4}  {self.subject:<9} {self.text}"
+
+
+def _secret(value: object) -> str:
+    return value.get_secret_value() if hasattr(value, "get_secret_value") else ""
+
+
+def check_adapters(settings: Settings) -> list[Finding]:
+    """Which chat adapters `run` starts, judged from the tokens' presence and format."""
+    found: list[Finding] = []
+    bot_token = _secret(settings.slack_bot_token)
+    app_token = _secret(settings.slack_app_token)
+    signing = _secret(settings.slack_signing_secret)
+    if not bot_token:
+        found.append(Finding("--", "slack", "will not start: SLACK_BOT_TOKEN is not set"))
+    elif not bot_token.startswith("xoxb-"):
+        found.append(Finding("FAIL", "slack", "SLACK_BOT_TOKEN is not a bot token (xoxb-...)"))
+    elif app_token and not app_token.startswith("xapp-"):
+        found.append(Finding("FAIL", "slack", "SLACK_APP_TOKEN is not an app token (xapp-...)"))
+    elif app_token:
+        found.append(Finding("ok", "slack", "will start in Socket Mode"))
+    elif not signing:
+        found.append(
+            Finding("FAIL", "slack", "HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)")
+        )
+    else:
+        port = f"{settings.http_host}:{settings.http_port}"
+        found.append(Finding("ok", "slack", f"will start in HTTP mode on {port}/slack/events"))
+        if not SIGNING_SECRET.match(signing):
+            found.append(
+                Finding("warn", "slack", "SLACK_SIGNING_SECRET is not 32 hex digits as Slack's are")
+            )
+    discord_token = _secret(settings.discord_token)
+    if not discord_token:
+        found.append(Finding("--", "discord", "will not start: DISCORD_TOKEN is not set"))
+    elif discord_token.count(".") != 2 or client_id_from_token(discord_token) is None:
+        found.append(
+            Finding(
+                "FAIL", "discord", "DISCORD_TOKEN is not a bot token (three dot-separated parts)"
+            )
+        )
+    else:
+        app_id = client_id_from_token(discord_token)
+        where = f"guild {settings.discord_guild_id}" if settings.discord_guild_id else "globally"
+        found.append(
+            Finding("ok", "discord", f"will start (application {app_id}; commands sync {where})")
+        )
+    if not bot_token and not discord_token:
+        found.append(Finding("ok", "console", "will start: no chat tokens are set"))
+    return found
+
+
+def check_database(path: Path) -> list[Finding]:
+    """Writable, migrations current, how many papers, and when each source last ingested."""
+    if not path.exists():
+        parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+        if not os.access(parent, os.W_OK):
+            return [Finding("FAIL", "database", f"cannot create {path}: {parent} is not writable")]
+        return [Finding("ok", "database", f"{path} will be created at first start")]
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        return [Finding("FAIL", "database", f"{path} (or its directory) is not writable")]
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = Database(conn)
+        pending = migrations.pending(db)
+        tables = set(db.table_names())
+        papers = (
+            db.execute("SELECT count(*) FROM papers").fetchone()[0] if "papers" in tables else 0
+        )
+        ingests = (
+            list(db.execute("SELECT source, last_success_at, last_error FROM ingest_status"))
+            if "ingest_status" in tables
+            else []
+        )
+        conn.close()
+    except sqlite3.DatabaseError as exc:
+        return [Finding("FAIL", "database", f"{path} is not a paperbot database: {exc}")]
+    found = [Finding("ok", "database", f"{path}: {papers} papers")]
+    if pending:
+        found.append(
+            Finding("warn", "database", f"migrations to apply at start: {', '.join(pending)}")
+        )
+    else:
+        found.append(Finding("ok", "database", "migrations are current"))
+    for source, success, error in ingests:
+        text = f"last successful ingest {success or 'never'}"
+        found.append(
+            Finding(
+                "ok" if success else "warn",
+                source,
+                text + (f"; last error: {error}" if error else ""),
+            )
+        )
+    return found
+
+
+def _reach(client: httpx.Client, name: str, url: str, params: dict[str, str]) -> Finding:
+    started = time.perf_counter()
+    try:
+        response = client.get(url, params=params)
+    except httpx.HTTPError as exc:
+        return Finding(
+            "warn", name, f"unreachable ({type(exc).__name__}); papers in the store still work"
+        )
+    ms = (time.perf_counter() - started) * 1000
+    level = "ok" if response.status_code < 400 else "warn"
+    return Finding(level, name, f"HTTP {response.status_code} in {ms:.0f} ms from {url}")
+
+
+def check_sources(
+    settings: Settings, transport: httpx.BaseTransport | None = None
+) -> list[Finding]:
+    """Whether Hugging Face and arXiv answer, with a short timeout and no retries."""
+    with httpx.Client(timeout=REACH_TIMEOUT_SECONDS, transport=transport) as client:
+        return [
+            _reach(client, "hf", f"{settings.hf_api_url}/daily_papers", {"limit": "1"}),
+            _reach(
+                client,
+                "arxiv",
+                settings.arxiv_api_url,
+                {"search_query": f"cat:{settings.categories[0]}", "max_results": "1"},
+            ),
+        ]
+
+
+def check_port(settings: Settings) -> list[Finding]:
+    """Whether the HTTP endpoint's port is free to listen on."""
+    where = f"{settings.http_host}:{settings.http_port}"
+    slack_http = bool(settings.slack_bot_token) and not settings.slack_app_token
+    try:
+        with socket.create_server((settings.http_host, settings.http_port)):
+            pass
+    except OSError as exc:
+        level = "FAIL" if slack_http else "warn"
+        return [Finding(level, "http", f"cannot listen on {where}: {exc.strerror}")]
+    return [Finding("ok", "http", f"/healthz and /metrics will be served on {where}")]
+
+
+def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -> list[Finding]:
+    """Every check, in the order they are printed."""
+    return [
+        *check_adapters(settings),
+        *check_database(Path(settings.db_path)),
+        *check_port(settings),
+        *check_sources(settings, transport),
+    ]

@@ -71,3 +71,5 @@ def configure(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
     handler.paperbot = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO; ingest and the sources log what matters themselves.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

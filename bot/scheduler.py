@@ -7,6 +7,7 @@ who is due, so a missed or coalesced run loses nothing. Both jobs also run once 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,10 @@ def logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitab
     async def run() -> None:
         try:
             await job()
+        except asyncio.CancelledError:
+            # Shutting down mid-job: the database is left consistent; the next start resumes.
+            log.info("scheduled job %s cancelled by shutdown", name)
+            raise
         except Exception:
             log.exception("scheduled job %s failed; it runs again at its next time", name)
 

@@ -329,14 +329,15 @@ class Handler:
         """Top papers for a topic, with why each matched."""
         if not query.strip():
             return Reply(HELP)
+        subscriber = self._existing(caller, channel=False)
+        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
         try:
-            hits = search(self.store, query, limit=LOOKUP_LIMIT + 10, today=now.date())
+            # Room for muted papers to drop out; every extra result costs scoring time.
+            limit = LOOKUP_LIMIT + min(len(muted), 10)
+            hits = search(self.store, query, limit=limit, today=now.date())
         except InvalidQuery as exc:
             return Reply(str(exc), error=True)
-        subscriber = self._existing(caller, channel=False)
-        if subscriber is not None:
-            muted = self.subs.muted(subscriber.id)
-            hits = [h for h in hits if h.paper.id not in muted]
+        hits = [h for h in hits if h.paper.id not in muted]
         hits = hits[:LOOKUP_LIMIT]
         if not hits:
             return Reply(

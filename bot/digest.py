@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,11 +23,20 @@ from typing import Protocol
 from bot.cards import card_from_hit
 from bot.errors import DestinationGone, InvalidQuery
 from bot.metrics import DIGESTS_FAILED, DIGESTS_SENT
-from bot.models import Digest, DigestSection, Paper, SearchHit, Subscriber, TopicSubscription
+from bot.models import (
+    Digest,
+    DigestSection,
+    Paper,
+    PaperCard,
+    SearchHit,
+    Subscriber,
+    TopicSubscription,
+)
 from bot.runtime import StoreRunner
 from bot.search import matches
 from bot.store import Store, parse_utc, utc_iso
-from bot.subscriptions import Subscriptions, dumps_ids, local_date, next_due
+from bot.subscriptions import Subscriptions, dumps_ids, local_date, next_due, topic_key
+from bot.topics import Topic, parse
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +86,8 @@ class Destination(Protocol):
 # -- building a digest ---------------------------------------------------------------------------
 
 
-def new_papers(store: Store, window_start: datetime, window_end: datetime) -> list[Paper]:
-    """Papers this store first saw in (window_start, window_end]."""
+def new_papers(store: Store, window_start: datetime, window_end: datetime) -> dict[int, Paper]:
+    """Papers this store first saw in (window_start, window_end], by rowid, oldest first."""
     rowids = [
         int(r[0])
         for r in store.conn.execute(
@@ -86,7 +96,20 @@ def new_papers(store: Store, window_start: datetime, window_end: datetime) -> li
             [utc_iso(window_start), utc_iso(window_end)],
         )
     ]
-    return list(store.papers_by_rowid(rowids).values()) if rowids else []
+    found = store.papers_by_rowid(rowids) if rowids else {}
+    return {r: found[r] for r in rowids if r in found}
+
+
+def topic_candidates(store: Store, topic: Topic, papers: dict[int, Paper]) -> list[Paper]:
+    """The window's papers worth scoring for a topic: those the full-text index says have at
+    least one of its concepts (all of them when a group has no concept, e.g. `author:` only)."""
+    if not papers or any(not group.concepts for group in topic.groups):
+        return list(papers.values())
+    low, high = min(papers), max(papers)
+    found: set[int] = set()
+    for group in topic.groups:
+        found |= store.fts_between(topic.fts_any(group), low, high)
+    return [paper for rowid, paper in papers.items() if rowid in found]
 
 
 def assemble(
@@ -95,8 +118,10 @@ def assemble(
     topics: Sequence[str],
     hits_by_topic: Sequence[Sequence[SearchHit]],
     max_papers: int,
+    card: Callable[[SearchHit], PaperCard] = card_from_hit,
 ) -> Digest:
-    """Group ranked hits into sections: each paper once, capped at `max_papers` in all.
+    """Group ranked hits (each list best first) into sections: each paper once, capped at
+    `max_papers` in all.
 
     A paper goes to the topic where it scores highest (the earlier topic on a tie). The cap is
     shared round-robin over the topics, best paper first, so one busy topic cannot crowd out
@@ -108,11 +133,9 @@ def assemble(
             current = best.get(hit.paper.id)
             if current is None or hit.score > current[0]:
                 best[hit.paper.id] = (hit.score, index)
+    # Filtering keeps each list's order, so the kept hits stay best first.
     kept: list[list[SearchHit]] = [
-        sorted(
-            (h for h in hits if best[h.paper.id][1] == index),
-            key=lambda h: (-h.score, h.paper.id),
-        )
+        [h for h in hits if best[h.paper.id][1] == index]
         for index, hits in enumerate(hits_by_topic)
     ]
     taken = [0] * len(kept)
@@ -129,13 +152,65 @@ def assemble(
     sections = tuple(
         DigestSection(
             topic=topic,
-            cards=tuple(card_from_hit(h) for h in hits[:count]),
+            cards=tuple(card(h) for h in hits[:count]),
             more=len(hits) - count,
         )
         for topic, hits, count in zip(topics, kept, taken, strict=True)
         if hits
     )
     return Digest(subscriber_id=subscriber_id, local_date=day.isoformat(), sections=sections)
+
+
+# Due subscribers claimed and built per store call, and the time one call may take: a
+# look-up waits behind at most one such call. Matching a new topic costs ~20 ms per 1,000 papers.
+CLAIM_BATCH = 100
+CLAIM_BUDGET_SECONDS = 0.04
+
+
+class MatchCache:
+    """Within one digest tick: each window's new papers and each topic's hits on them.
+
+    Subscribers due at the same minute share a window, so the matching work grows with the
+    number of distinct (topic, window) pairs, not with the number of subscribers.
+    """
+
+    def __init__(self) -> None:
+        self._papers: dict[tuple[datetime, datetime], dict[int, Paper]] = {}
+        self._hits: dict[tuple[str, datetime, datetime, date], list[SearchHit] | InvalidQuery] = {}
+        self._cards: dict[int, PaperCard] = {}
+
+    def card(self, hit: SearchHit) -> PaperCard:
+        """The card of a hit this cache holds, built once however many digests show it."""
+        # By identity: the hits live in this cache for the whole tick, so ids stay unique.
+        found = self._cards.get(id(hit))
+        if found is None:
+            found = self._cards[id(hit)] = card_from_hit(hit)
+        return found
+
+    def papers(self, store: Store, start: datetime, end: datetime) -> dict[int, Paper]:
+        """Papers first seen in (start, end], by rowid."""
+        key = (start, end)
+        if key not in self._papers:
+            self._papers[key] = new_papers(store, start, end)
+        return self._papers[key]
+
+    def hits(
+        self, store: Store, topic: str, start: datetime, end: datetime, today: date
+    ) -> list[SearchHit]:
+        """The window's papers a subscription to `topic` matches, best first."""
+        key = (topic_key(topic), start, end, today)
+        if key not in self._hits:
+            papers = self.papers(store, start, end)
+            try:
+                parsed = parse(topic)
+                candidates = topic_candidates(store, parsed, papers)
+                self._hits[key] = matches(store, parsed, papers=candidates, today=today)
+            except InvalidQuery as error:
+                self._hits[key] = error
+        found = self._hits[key]
+        if isinstance(found, InvalidQuery):
+            raise found
+        return found
 
 
 def build_digest(
@@ -145,31 +220,29 @@ def build_digest(
     window_end: datetime,
     local_date: date,
     today: date | None = None,
+    cache: MatchCache | None = None,
 ) -> Digest:
     """The digest of papers first seen in the window that match any topic, minus muted ones."""
+    cache = cache or MatchCache()
     subs = Subscriptions(store)
     topics = subs.topics(subscriber.id)
     muted = subs.muted(subscriber.id)
-    papers = [p for p in new_papers(store, window_start, window_end) if p.id not in muted]
     hits_by_topic: list[list[SearchHit]] = []
     for topic in topics:
-        if not papers:
-            hits_by_topic.append([])
-            continue
         try:
-            hits_by_topic.append(
-                matches(store, topic.text, papers=papers, today=today or local_date)
-            )
+            hits = cache.hits(store, topic.text, window_start, window_end, today or local_date)
         except InvalidQuery as error:
             # A topic saved under older rules must not cost the subscriber the whole digest.
             log.warning("skipping topic %r of %s: %s", topic.text, subscriber.label, error)
-            hits_by_topic.append([])
+            hits = []
+        hits_by_topic.append([h for h in hits if h.paper.id not in muted] if muted else hits)
     return assemble(
         subscriber.id,
         local_date,
         [t.text for t in topics],
         hits_by_topic,
         subscriber.settings.max_papers,
+        card=cache.card,
     )
 
 
@@ -253,6 +326,8 @@ class _Plan:
     jobs: list[_Job] = field(default_factory=list)
     empty: int = 0
     skipped_stale: int = 0
+    examined: int = 0
+    more: bool = False
 
 
 def _finish(
@@ -292,11 +367,30 @@ def _set_planned(store: Store, subscriber_id: int, day: date, digest: Digest) ->
         )
 
 
-def _claim_due(store: Store, platforms: Sequence[str], now: datetime) -> _Plan:
-    """Claim and build every due digest (the catch-up and first-digest rules live here)."""
+def _claim_due(
+    store: Store,
+    platforms: Sequence[str],
+    now: datetime,
+    cache: MatchCache,
+    limit: int,
+    budget: float = CLAIM_BUDGET_SECONDS,
+) -> _Plan:
+    """Claim and build up to `limit` due digests (the catch-up and first-digest rules live here).
+
+    It stops early once `budget` seconds have gone, so the store thread is never held long.
+    Every subscriber it looks at leaves the due set (claimed, or `next_due_at` moved on), so
+    calling it again takes up the next ones; `plan.more` says whether there may be more.
+    """
     subs = Subscriptions(store)
     plan = _Plan()
-    for subscriber in subs.due(now, platforms):
+    deadline = time.perf_counter() + budget
+    candidates = subs.due(now, platforms, limit)
+    plan.more = len(candidates) == limit
+    for subscriber in candidates:
+        if plan.examined and time.perf_counter() > deadline:
+            plan.more = True
+            break
+        plan.examined += 1
         settings = subscriber.settings
         topics = subs.topics(subscriber.id)
         since = subscribed_at(subscriber, topics)
@@ -333,7 +427,7 @@ def _claim_due(store: Store, platforms: Sequence[str], now: datetime) -> _Plan:
             # Already claimed: by another run, or before a stop that left next_due_at behind.
             subs.set_next_due(subscriber.id, next_due(settings, day, now))
             continue
-        digest = build_digest(store, subscriber, start, now, day)
+        digest = build_digest(store, subscriber, start, now, day, cache=cache)
         if digest.is_empty:
             _finish(store, subscriber.id, day, "empty", now, paper_ids=())
             plan.empty += 1
@@ -484,14 +578,19 @@ class DigestRunner:
             now = now or self.clock()
             report = TickReport()
             platforms = sorted(self.destinations)
-            claims = await self.runner.call(_open_claims, platforms, now)
+            claims = await self.runner.background(_open_claims, platforms, now)
             if claims:
                 await asyncio.gather(*(self._recover(claim, now, report) for claim in claims))
-            plan = await self.runner.call(_claim_due, platforms, now)
-            report.empty += plan.empty
-            report.skipped_stale += plan.skipped_stale
-            if plan.jobs:
-                await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
+            cache = MatchCache()
+            # In batches, so look-ups get the store between them however many are due.
+            while True:
+                plan = await self.runner.background(_claim_due, platforms, now, cache, CLAIM_BATCH)
+                report.empty += plan.empty
+                report.skipped_stale += plan.skipped_stale
+                if plan.jobs:
+                    await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
+                if not plan.more:
+                    break
             if report != TickReport():
                 log.info("digest tick %s: %s", utc_iso(now), report)
             return report
@@ -520,18 +619,20 @@ class DigestRunner:
                 return
         if local_date(subscriber.settings, now) > day:
             log.info("digest %s not finished before its local day ended; skipped", key)
-            await self.runner.call(_finish, subscriber.id, day, "failed", now, error="expired")
+            await self.runner.background(
+                _finish, subscriber.id, day, "failed", now, error="expired"
+            )
             report.skipped_stale += 1
             return
         if subscriber.undeliverable is not None or subscriber.settings.paused:
             why = "undeliverable" if subscriber.undeliverable is not None else "paused"
-            await self.runner.call(_finish, subscriber.id, day, "failed", now, error=why)
+            await self.runner.background(_finish, subscriber.id, day, "failed", now, error=why)
             report.failed += 1
             return
         if claim.attempts >= self.max_attempts:
             # Each attempt is counted before sending, so a send that kills the process ends here.
             log.error("digest %s given up after %d attempts", key, claim.attempts)
-            await self.runner.call(
+            await self.runner.background(
                 _finish,
                 subscriber.id,
                 day,
@@ -541,7 +642,7 @@ class DigestRunner:
             )
             report.failed += 1
             return
-        digest = await self.runner.call(_reopen, claim, now)
+        digest = await self.runner.background(_reopen, claim, now)
         if digest is None:
             report.empty += 1
             return
@@ -564,7 +665,7 @@ class DigestRunner:
                 subscriber.label,
                 gone.reason,
             )
-            await self.runner.call(_mark_gone, subscriber.id, day, gone.reason, self.clock())
+            await self.runner.background(_mark_gone, subscriber.id, day, gone.reason, self.clock())
             DIGESTS_FAILED.labels(subscriber.platform, "gone").inc()
             report.failed += 1
             return
@@ -579,7 +680,7 @@ class DigestRunner:
     async def _mark_sent(
         self, subscriber: Subscriber, day: date, message_id: object, paper_ids: Sequence[str]
     ) -> None:
-        await self.runner.call(
+        await self.runner.background(
             _finish,
             subscriber.id,
             day,
@@ -598,7 +699,7 @@ class DigestRunner:
         count_attempt: bool = False,
     ) -> None:
         key = ledger_key(subscriber.id, day)
-        gave_up = await self.runner.call(
+        gave_up = await self.runner.background(
             _record_transient,
             subscriber.id,
             day,

@@ -62,8 +62,17 @@ class IngestReport:
         return [name for name, r in self.sources.items() if r.failed]
 
 
-def _store_batch(papers: list[Paper], now: datetime) -> Callable[[Store], UpsertStats]:
-    return lambda store: store.upsert_papers(papers, now)
+# Papers written per store call: about 20 ms of the store thread each, so a look-up waiting
+# behind an ingest waits for one chunk, not for the whole day's list.
+WRITE_CHUNK = 100
+
+
+async def _store(runner: StoreRunner, papers: list[Paper], now: datetime) -> UpsertStats:
+    stats = UpsertStats()
+    for start in range(0, len(papers), WRITE_CHUNK):
+        chunk = papers[start : start + WRITE_CHUNK]
+        stats.add(await runner.background(Store.upsert_papers, chunk, now))
+    return stats
 
 
 def _set_cursor(source: str, cursor: str, now: datetime) -> Callable[[Store], None]:
@@ -80,7 +89,7 @@ async def ingest_hf(
 ) -> SourceReport:
     """Fetch the Daily Papers lists from `since` (or the cursor) to `until` (or today)."""
     report = SourceReport()
-    cursor = await runner.call(lambda store: store.get_cursor("hf"))
+    cursor = await runner.background(lambda store: store.get_cursor("hf"))
     last = until or now.date()
     first = since or (
         date.fromisoformat(cursor) if cursor else last - timedelta(DEFAULT_LOOKBACK_DAYS)
@@ -95,9 +104,9 @@ async def ingest_hf(
             log.warning("Hugging Face ingest stopped at %s: %s", day, exc)
             break
         report.fetched += len(papers)
-        report.stats.add(await runner.call(_store_batch(papers, now)))
+        report.stats.add(await _store(runner, papers, now))
         done = day.isoformat()
-        await runner.call(_set_cursor("hf", done, now))
+        await runner.background(_set_cursor("hf", done, now))
         if progress:
             progress(f"hf {done}: {len(papers)} papers")
         day += timedelta(days=1)
@@ -115,7 +124,7 @@ async def ingest_arxiv(
 ) -> SourceReport:
     """Fetch arXiv's newest papers back to `since` (or a day before the cursor)."""
     report = SourceReport()
-    cursor = await runner.call(lambda store: store.get_cursor("arxiv"))
+    cursor = await runner.background(lambda store: store.get_cursor("arxiv"))
     start = since or (
         date.fromisoformat(cursor) - timedelta(days=1)
         if cursor
@@ -130,10 +139,10 @@ async def ingest_arxiv(
     if until is not None:
         papers = [p for p in papers if not p.published or p.published <= until.isoformat()]
     report.fetched = len(papers)
-    report.stats.add(await runner.call(_store_batch(papers, now)))
+    report.stats.add(await _store(runner, papers, now))
     newest = max((p.published for p in papers if p.published), default=None)
     if newest and (cursor is None or newest > cursor):
-        await runner.call(_set_cursor("arxiv", newest, now))
+        await runner.background(_set_cursor("arxiv", newest, now))
     if progress:
         progress(f"arxiv since {start}: {len(papers)} papers")
     return report
@@ -177,7 +186,7 @@ async def run_ingest(
         PAPERS_INGESTED.labels(name).inc(part.stats.new)
         if part.failed:
             SOURCE_ERRORS.labels(name).inc()
-        await runner.call(_record(name, part.failed, now))
+        await runner.background(_record(name, part.failed, now))
     return report
 
 

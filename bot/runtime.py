@@ -1,21 +1,31 @@
 """One worker thread that owns the Store, so async code never blocks its event loop on SQLite.
 
-SQLite connections are not safe to share between threads, and the design has one writer; a
-single-thread executor gives both at once: every call runs on the same thread, one at a time.
+SQLite connections are not safe to share between threads, and the design has one writer; one
+worker thread gives both at once: every call runs on the same thread, one at a time.
+
+Calls have two priorities. `call` is for people waiting (commands, look-ups); `background` is
+for bulk work (digest runs, ingestion), which is cut into short calls. A waiting command runs
+as soon as the current call ends, instead of queueing behind every background call already
+submitted: that is what keeps a look-up fast while a digest run and an ingest are going.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot.store import Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+_NOW, _LATER, _LAST = 0, 1, 2
+_Job = tuple[int, int, Callable[[], Any] | None, asyncio.AbstractEventLoop | None, Any]
 
 
 class StoreRunner:
@@ -23,25 +33,60 @@ class StoreRunner:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperbot-store")
+        self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._order = itertools.count()  # FIFO within a priority
         self._closed = False
+        self._thread = threading.Thread(target=self._work, name="paperbot-store", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            _, _, job, loop, future = self._queue.get()
+            if job is None:
+                return
+            try:
+                result = job()
+            except BaseException as exc:  # handed to the awaiting coroutine, not lost here
+                assert loop is not None
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                assert loop is not None
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+    async def _submit(self, priority: int, job: Callable[[], T]) -> T:
+        if self._closed:
+            raise RuntimeError("the store runner is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((priority, next(self._order), job, loop, future))
+        return await future
 
     async def call(
         self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
     ) -> T:
-        """Run `fn(store, *args, **kwargs)` on the store thread; exceptions propagate."""
-        if self._closed:
-            raise RuntimeError("the store runner is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(fn, self._store, *args, **kwargs)
-        )
+        """Run `fn(store, *args, **kwargs)` on the store thread, ahead of background work."""
+        return await self._submit(_NOW, functools.partial(fn, self._store, *args, **kwargs))
+
+    async def background(
+        self, fn: Callable[Concatenate[Store, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Like `call`, but after every waiting `call`: for bulk work in short steps."""
+        return await self._submit(_LATER, functools.partial(fn, self._store, *args, **kwargs))
 
     async def close(self) -> None:
         """Finish queued calls, close the store on its own thread and stop the thread."""
         if self._closed:
             return
+        await self._submit(_LAST, self._store.close)
         self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._store.close)
-        self._executor.shutdown(wait=True)
+        self._queue.put((_LAST, next(self._order), None, None, None))
+        await asyncio.to_thread(self._thread.join)
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -29,8 +29,9 @@ from bot.topics import (
     score_group,
 )
 
-# bm25 column weights for title, summary, authors, ai_keywords (candidate fetching only).
-BM25_WEIGHTS = (4.0, 1.0, 0.5, 2.0)
+# A look-up fully scores this many candidates per result it shows (the newest matching papers,
+# title matches first): enough for ranking quality, few enough to stay fast at 1M papers.
+CANDIDATES_PER_RESULT = 10
 # A digest match needs at least this relevance: a title or keyword hit, or a concept the
 # abstract comes back to; a single passing mention in the abstract is not enough.
 MATCH_MIN_SCORE = 1.3
@@ -87,7 +88,7 @@ class Matcher:
 
 # Counting stops here: beyond it a concept is common whatever the exact number, and the cap
 # bounds the cost of counting a frequent phrase in a large store.
-DF_CAP = 5000
+DF_CAP = 1000
 
 
 def _group_matches(n_concepts: int, result: GroupScore) -> bool:
@@ -127,37 +128,33 @@ def _category_sql(topic: Topic) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def candidate_rowids(store: Store, topic: Topic, per_query: int) -> list[int]:
-    """Rowids worth scoring: papers with all of a group's concepts first, then with any."""
+def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
+    """Rowids worth scoring, at most `keep` per group, newest first within each tier: papers
+    with all of a group's concepts in the title, then anywhere, then (if still too few) with
+    any of them."""
     where, params = _category_sql(topic)
     seen: dict[int, None] = {}
+
+    def take(expr: str, room: int) -> int:
+        if room <= 0:
+            return 0
+        rows = store.fts_newest(expr, limit=room + len(seen), where=where, params=params)
+        fresh = [r for r in rows if r not in seen][:room]
+        seen.update((r, None) for r in fresh)
+        return len(fresh)
+
     for group in topic.groups:
         if not group.concepts:
             if topic.authors:
-                expr = topic.fts_all(group)
-                rows = store.fts_rowids(
-                    expr, weights=BM25_WEIGHTS, limit=per_query, where=where, params=params
-                )
-                seen.update((r, None) for r, _ in rows)
+                take(topic.fts_all(group), keep)
             else:
-                seen.update(
-                    (r, None)
-                    for r in store.recent_rowids(limit=per_query, where=where, params=params)
-                )
+                recent = store.recent_rowids(limit=keep, where=where, params=params)
+                seen.update((r, None) for r in recent)
             continue
-        rows = store.fts_rowids(
-            topic.fts_all(group), weights=BM25_WEIGHTS, limit=per_query, where=where, params=params
-        )
-        seen.update((r, None) for r, _ in rows)
-        if len(group.concepts) > 1 and len(rows) < per_query:
-            rows = store.fts_rowids(
-                topic.fts_any(group),
-                weights=BM25_WEIGHTS,
-                limit=per_query,
-                where=where,
-                params=params,
-            )
-            seen.update((r, None) for r, _ in rows)
+        found = take(topic.fts_title(group), keep)
+        found += take(topic.fts_all(group), keep - found)
+        if len(group.concepts) > 1:
+            take(topic.fts_any(group), keep - found)
     return list(seen)
 
 
@@ -185,7 +182,7 @@ def search(
     """The ranked look-up `/papers QUERY` shows (raises `InvalidQuery` for unusable text)."""
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
-    rowids = candidate_rowids(store, topic, per_query=max(10 * limit, 100))
+    rowids = candidate_rowids(store, topic, keep=max(CANDIDATES_PER_RESULT * limit, 50))
     papers = store.papers_by_rowid(rowids).values()
     return rank(Matcher.for_store(topic, store), papers, today, only_matches=False)[:limit]
 
@@ -205,5 +202,5 @@ def matches(
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     if papers is None:
-        papers = list(store.papers_by_rowid(candidate_rowids(store, topic, per_query=cap)).values())
+        papers = list(store.papers_by_rowid(candidate_rowids(store, topic, keep=cap)).values())
     return rank(Matcher.for_store(topic, store), papers, today, only_matches=True)

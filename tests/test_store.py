@@ -24,7 +24,7 @@ def test_upsert_updates_in_place_and_keeps_first_seen(store: Store) -> None:
     assert stored.first_seen_at == NOW
     assert store.count_papers() == 1
     # The FTS index follows the update instead of duplicating the row.
-    rows = store.fts_rowids('"experts"', weights=(1, 1, 1, 1), limit=10)
+    rows = store.fts_newest('"experts"', limit=10)
     assert len(rows) == 1
 
 
@@ -51,8 +51,8 @@ def test_two_sources_merge_into_one_row(store: Store) -> None:
 def test_fts_index_follows_title_changes(store: Store) -> None:
     store.upsert_papers([paper()], NOW)
     store.upsert_papers([paper(title="Speculative decoding")], NOW)
-    assert store.fts_rowids('"experts"', weights=(1, 1, 1, 1), limit=5) == []
-    assert len(store.fts_rowids('"speculative"', weights=(1, 1, 1, 1), limit=5)) == 1
+    assert store.fts_newest('"experts"', limit=5) == []
+    assert len(store.fts_newest('"speculative"', limit=5)) == 1
 
 
 def test_wal_and_migrations_on_a_file(tmp_path) -> None:  # type: ignore[no-untyped-def]

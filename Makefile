@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CONSTRAINTS := deploy/constraints.txt
 
-.PHONY: run test lint bench constraints clean
+.PHONY: run test test-quick lint bench constraints clean
 
 # The runtime dependencies are pinned by the same constraints the Docker image uses.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 run: $(STAMP)
 	$(BIN)/paperbot run
 
+# Everything, including the slow fuzzing and crash tests: what CI runs.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The edit-run loop: skips the tests marked slow.
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot adapters tests benchmarks

@@ -41,7 +41,9 @@ def _import_rate(count: int = 50_000) -> float:
 
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
+    python = platform.python_version()
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} CPUs ({cpu}), Python {python}"
 
 
 @click.command()

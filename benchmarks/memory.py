@@ -3,43 +3,54 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from benchmarks.harness import queries
 
-# The chat libraries `paperbot run` imports when tokens are set, loaded as well, so the figure
-# is that of a bot with both adapters (the console stands in for the chat traffic).
-CONSOLE_WITH_ADAPTERS = (
-    "import sys, adapters.slack_app, adapters.discord_app; from adapters.cli import main; "
-    "sys.argv = ['paperbot', 'console']; main()"
-)
+# Runs `paperbot console` and then reports the process's own peak RSS (VmHWM). Not the
+# parent's rusage: on Linux a child's ru_maxrss starts from the parent's at fork, and the
+# benchmark process is large by then.
+_CHILD = """
+import sys
+{imports}
+from adapters.cli import main
+sys.argv = ["paperbot", "console"]
+try:
+    main()
+except SystemExit:
+    pass
+status = open("/proc/self/status").read()
+sys.stderr.write([l for l in status.splitlines() if l.startswith("VmHWM")][0] + "\\n")
+"""
+ADAPTERS = "import adapters.slack_app, adapters.discord_app"
 
 
-def _peak_child_mb(args: list[str], stdin: str = "", env: dict[str, str] | None = None) -> float:
-    child = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+def _peak_mb(imports: str, stdin: str, env: dict[str, str]) -> float:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(imports=imports)],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=env,
+        check=True,
     )
-    assert child.stdin is not None
-    child.stdin.write(stdin.encode())
-    child.stdin.close()
-    # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would be the largest child's).
-    _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode:
-        raise RuntimeError(f"{args} failed: {child.stderr.read().decode() if child.stderr else ''}")
-    return usage.ru_maxrss / 1024
+    found = re.search(r"VmHWM:\s+(\d+) kB", done.stderr)
+    if found is None:
+        raise RuntimeError(f"no VmHWM in the child's output: {done.stderr[-500:]}")
+    return int(found.group(1)) / 1024
 
 
 def run(path: Path) -> dict[str, float]:
     """Peak RSS (MB) of `paperbot console` doing every dev-set look-up twice and a digest
     preview over the store at `path`, without and with both chat adapters loaded."""
-    python = sys.executable
     lines = [f"/papers search {q}" for q in queries()] * 2
     lines += ["/papers subscribe MoE", "/papers subscribe KV cache", "/papers digest"]
     env = {**os.environ, "PAPERBOT_DB": str(path), "PAPERBOT_LOG_LEVEL": "WARNING"}
     text = "\n".join(lines) + "\n"
-    console = _peak_child_mb([python, "-m", "adapters.cli", "console"], text, env=env)
-    full = _peak_child_mb([python, "-c", CONSOLE_WITH_ADAPTERS], text, env=env)
-    return {"console_peak_mb": console, "with_adapters_peak_mb": full}
+    return {
+        "console_peak_mb": _peak_mb("", text, env),
+        "with_adapters_peak_mb": _peak_mb(ADAPTERS, text, env),
+    }

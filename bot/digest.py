@@ -221,11 +221,12 @@ def build_digest(
     local_date: date,
     today: date | None = None,
     cache: MatchCache | None = None,
+    topics: Sequence[TopicSubscription] | None = None,
 ) -> Digest:
     """The digest of papers first seen in the window that match any topic, minus muted ones."""
     cache = cache or MatchCache()
     subs = Subscriptions(store)
-    topics = subs.topics(subscriber.id)
+    topics = subs.topics(subscriber.id) if topics is None else topics
     muted = subs.muted(subscriber.id)
     hits_by_topic: list[list[SearchHit]] = []
     for topic in topics:
@@ -358,15 +359,6 @@ def _finish(
         )
 
 
-def _set_planned(store: Store, subscriber_id: int, day: date, digest: Digest) -> None:
-    # The planned content is kept so a recovered claim knows what it was about to send.
-    with store.conn:
-        store.conn.execute(
-            "UPDATE deliveries SET paper_ids = ? WHERE subscriber_id = ? AND local_date = ?",
-            [dumps_ids(digest.paper_ids), subscriber_id, day.isoformat()],
-        )
-
-
 def _claim_due(
     store: Store,
     platforms: Sequence[str],
@@ -411,12 +403,26 @@ def _claim_due(
             subs.set_next_due(subscriber.id, due)
             continue
         start = window_start(store, subscriber, day, since)
+        # Built before claiming so the claim, its planned content (kept so a recovered claim
+        # knows what it was about to send) and the next due time are one transaction.
+        digest = build_digest(store, subscriber, start, now, day, cache=cache, topics=topics)
+        empty = digest.is_empty
         try:
             with store.conn:
                 store.conn.execute(
                     "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
-                    "window_end, claimed_at, attempts) VALUES (?, ?, 'claimed', ?, ?, ?, 1)",
-                    [subscriber.id, day.isoformat(), utc_iso(start), utc_iso(now), utc_iso(now)],
+                    "window_end, claimed_at, finished_at, paper_ids, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    [
+                        subscriber.id,
+                        day.isoformat(),
+                        "empty" if empty else "claimed",
+                        utc_iso(start),
+                        utc_iso(now),
+                        utc_iso(now),
+                        utc_iso(now) if empty else None,
+                        dumps_ids(digest.paper_ids),
+                    ],
                 )
                 # Advanced in the same transaction: from here on the ledger row owns this day.
                 store.conn.execute(
@@ -427,12 +433,9 @@ def _claim_due(
             # Already claimed: by another run, or before a stop that left next_due_at behind.
             subs.set_next_due(subscriber.id, next_due(settings, day, now))
             continue
-        digest = build_digest(store, subscriber, start, now, day, cache=cache)
-        if digest.is_empty:
-            _finish(store, subscriber.id, day, "empty", now, paper_ids=())
+        if empty:
             plan.empty += 1
         else:
-            _set_planned(store, subscriber.id, day, digest)
             plan.jobs.append(_Job(subscriber, day, digest, recovered=False))
     return plan
 

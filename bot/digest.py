@@ -42,8 +42,12 @@ log = logging.getLogger(__name__)
 
 # A new subscriber's first digest reaches back this far before they subscribed.
 FIRST_DIGEST_LOOKBACK = timedelta(hours=24)
-# Send attempts per digest before it is given up (its papers then roll into the next digest).
+# Failed sends per digest before it is given up (its papers then roll into the next digest).
 MAX_ATTEMPTS = 6
+# Sends started without any outcome (the process died during them) before a digest is given
+# up: enough that restarts and deploys never cost a digest (50 random SIGKILLs in the tests
+# needed 6), few enough that a digest which itself crashes the bot stops within minutes.
+MAX_SENDS = 30
 # A hung platform call must not hold up every other digest.
 DELIVER_TIMEOUT_SECONDS = 120.0
 CONCURRENCY = 8
@@ -490,35 +494,29 @@ def _record_transient(
     error: str,
     now: datetime,
     max_attempts: int,
-    count_attempt: bool = False,
 ) -> bool:
-    """Note a transient failure; returns True when the digest is given up instead.
-
-    `count_attempt` counts a failure that happened before a send was counted (a failed
-    `find_delivered`), so that too cannot repeat forever.
-    """
-    if count_attempt:
-        with store.conn:
-            store.conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1 "
-                "WHERE subscriber_id = ? AND local_date = ?",
-                [subscriber_id, day.isoformat()],
-            )
+    """Note a failed send (or a failed look-up of an earlier one); True when given up instead."""
+    with store.conn:
+        store.conn.execute(
+            "UPDATE deliveries SET failures = failures + 1 "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [subscriber_id, day.isoformat()],
+        )
     row = store.conn.execute(
-        "SELECT attempts FROM deliveries WHERE subscriber_id = ? AND local_date = ?",
+        "SELECT failures FROM deliveries WHERE subscriber_id = ? AND local_date = ?",
         [subscriber_id, day.isoformat()],
     ).fetchone()
-    attempts = int(row[0] or 0) if row else max_attempts
-    if attempts >= max_attempts:
+    failures = int(row[0] or 0) if row else max_attempts
+    if failures >= max_attempts:
         _finish(
-            store, subscriber_id, day, "failed", now, error=f"gave up after {attempts}: {error}"
+            store, subscriber_id, day, "failed", now, error=f"gave up after {failures}: {error}"
         )
         return True
     with store.conn:
         store.conn.execute(
             "UPDATE deliveries SET error = ?, retry_at = ? "
             "WHERE subscriber_id = ? AND local_date = ?",
-            [error, utc_iso(now + retry_delay(attempts)), subscriber_id, day.isoformat()],
+            [error, utc_iso(now + retry_delay(failures)), subscriber_id, day.isoformat()],
         )
     return False
 
@@ -613,7 +611,7 @@ class DigestRunner:
             except Exception as error:
                 # Unknown whether it went out: resending could post it twice, so wait and ask again.
                 await self._transient(
-                    subscriber, day, f"find_delivered: {error!r}", report, count_attempt=True
+                    subscriber, day, f"find_delivered: {error!r}", report
                 )
                 return
             if message_id:
@@ -632,9 +630,10 @@ class DigestRunner:
             await self.runner.background(_finish, subscriber.id, day, "failed", now, error=why)
             report.failed += 1
             return
-        if claim.attempts >= self.max_attempts:
-            # Each attempt is counted before sending, so a send that kills the process ends here.
-            log.error("digest %s given up after %d attempts", key, claim.attempts)
+        if claim.attempts >= MAX_SENDS:
+            # Sends are counted before they start: a digest whose send kills the process every
+            # time ends here (a failed send is counted as a failure and handled elsewhere).
+            log.error("digest %s given up after %d sends without an outcome", key, claim.attempts)
             await self.runner.background(
                 _finish,
                 subscriber.id,
@@ -699,17 +698,10 @@ class DigestRunner:
         day: date,
         error: str,
         report: TickReport,
-        count_attempt: bool = False,
     ) -> None:
         key = ledger_key(subscriber.id, day)
         gave_up = await self.runner.background(
-            _record_transient,
-            subscriber.id,
-            day,
-            error,
-            self.clock(),
-            self.max_attempts,
-            count_attempt,
+            _record_transient, subscriber.id, day, error, self.clock(), self.max_attempts
         )
         if gave_up:
             log.error("digest %s for %s given up: %s", key, subscriber.label, error)

@@ -143,3 +143,9 @@ def m005_ingest_status(db: Database) -> None:
 def m006_fts_automerge(db: Database) -> None:
     """Merge index segments in larger steps: bulk import 5,800 -> 6,600 papers/s (benchmarks)."""
     db.execute("INSERT INTO papers_fts(papers_fts, rank) VALUES('automerge', 8)")
+
+
+@migrations()
+def m007_delivery_failures(db: Database) -> None:
+    """Failed sends, apart from sends started (`attempts`), which a killed process also counts."""
+    db.table("deliveries").add_column("failures", int, not_null_default=0)

@@ -629,9 +629,9 @@ async def test_a_failing_lookup_waits_instead_of_risking_a_second_post(db_path: 
     try:
         report = await second.tick(utc(2026, 5, 4, 7, 1))
         assert (report.retrying, report.sent) == (1, 0)
-        # The failed lookup counted as attempt 2, so the next try waits 2 minutes.
-        assert await second.tick(utc(2026, 5, 4, 7, 2)) == TickReport()
-        report = await second.tick(utc(2026, 5, 4, 7, 3))
+        # The failed look-up is the first failure: the next try comes a minute later.
+        assert await second.tick(utc(2026, 5, 4, 7, 1, 30)) == TickReport()
+        report = await second.tick(utc(2026, 5, 4, 7, 2))
         assert (report.recovered, report.sent) == (1, 0)
         assert platform.calls == 1
         assert (await second.ledger(sid))[0]["status"] == "sent"

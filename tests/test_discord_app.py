@@ -351,3 +351,30 @@ async def test_run_starts_the_adapter_when_a_token_is_set(
         assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
     finally:
         await stop()
+
+
+async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    from datetime import timedelta
+
+    from bot.digest import DigestRunner
+    from bot.testing import add_paper, add_subscriber
+
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    store = Store.open(":memory:")
+    add_paper(store, "2611.00001", "KV cache eviction", monday - timedelta(hours=2))
+    add_subscriber(store, ADA, ["kv cache"], monday - timedelta(days=3), platform="discord")
+    runner = StoreRunner(store)
+    # A 502 (discord.py retries it itself after 1 s), then a 400 that fails the attempt.
+    fake.fail["send"] = [(502, 0), (400, 50035)]
+    digests = DigestRunner(runner, {"discord": DiscordDestination(client)})
+    first = await digests.tick(monday + timedelta(hours=1))
+    assert first.retrying == 1
+    for minute in range(1, 5):
+        await digests.tick(monday + timedelta(hours=1, minutes=minute))
+    dm = "4" + ADA[1:]
+    assert len(fake.channel_messages[dm]) == 1
+    status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
+    assert status == [("sent",)]
+    await runner.close()

@@ -33,6 +33,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.errors: dict[str, list[Any]] = {}
+        self.delivered: list[dict[str, Any]] = []  # posts that succeeded (the history)
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/respond", self.respond)
@@ -70,7 +71,7 @@ class FakeSlack:
         if method == "conversations.open":
             return web.json_response({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
         if method == "conversations.history":
-            posted = [d for name, d in self.calls if name == "chat.postMessage"]
+            posted = self.delivered
             messages = [
                 {
                     "ts": "9.000",
@@ -82,6 +83,7 @@ class FakeSlack:
             ]
             return web.json_response({"ok": True, "messages": messages})
         if method == "chat.postMessage":
+            self.delivered.append(data)
             return web.json_response(
                 {"ok": True, "ts": f"{len(self.calls)}.000", "channel": data.get("channel")}
             )
@@ -348,3 +350,84 @@ async def test_long_digest_is_several_posts_paced_per_channel(fake_slack: FakeSl
     posts = fake_slack.of("chat.postMessage")
     assert len(posts) >= 2 and all(p["channel"] == "C3" for p in posts)
     assert time.monotonic() - started >= 0.9 * (len(posts) - 1)
+
+
+async def test_a_replayed_request_changes_nothing_twice_and_an_old_one_is_refused(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    body = command(fake_slack, "subscribe MoE")
+    headers = signed(body)
+    assert await post(server, body, headers) == 200
+    assert await post(server, body, headers) == 200  # a replay inside Slack's 5 minutes
+    await wait_for(lambda: len(fake_slack.of("respond")) == 2)
+    count = await runner.call(lambda s: s.conn.execute("SELECT count(*) FROM topics").fetchone()[0])
+    assert count == 1  # subscribing is idempotent, so the replay did nothing
+    assert "already" in json.dumps(fake_slack.of("respond")[1]).lower()
+    stale = signed(body, timestamp=int(time.time()) - 301)
+    assert await post(server, body, stale) == 401
+
+
+async def test_oversized_payloads_are_refused(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    huge = command(fake_slack, "subscribe " + "x" * 2_000_000)
+    assert await post(server, huge, signed(huge)) == 413  # aiohttp's 1 MiB request limit
+    long = command(fake_slack, "subscribe " + "transformer " * 300)  # 3.6 kB: accepted, refused
+    assert await post(server, long, signed(long)) == 200
+    await wait_for(lambda: fake_slack.of("respond"))
+    assert "at most" in json.dumps(fake_slack.of("respond")[0])
+    count = await runner.call(lambda s: s.conn.execute("SELECT count(*) FROM topics").fetchone()[0])
+    assert count == 0
+
+
+async def test_nobody_can_change_someone_elses_or_a_channels_subscriptions(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    attempts = [
+        ("subscribe MoE", "U1"),
+        ("unsubscribe 1", "U2"),
+        ("unsubscribe MoE", "U2"),
+        ("channel unsubscribe 1", "U2"),
+        ("channel subscribe spam", "U2"),
+    ]
+    for text, user in attempts:
+        body = command(fake_slack, text, user=user)
+        assert await post(server, body, signed(body)) == 200
+    await wait_for(lambda: len(fake_slack.of("respond")) == 5)
+    rows = await runner.call(
+        lambda s: s.conn.execute(
+            "SELECT s.kind, s.address, t.text FROM topics t "
+            "JOIN subscribers s ON s.id = t.subscriber_id"
+        ).fetchall()
+    )
+    assert rows == [("user", "U1", "MoE")]
+
+
+async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
+    fake_slack: FakeSlack,
+) -> None:
+    from datetime import timedelta
+
+    from bot.digest import DigestRunner
+    from bot.testing import add_paper, add_subscriber
+
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    store = Store.open(":memory:")
+    add_paper(store, "2611.00001", "KV cache eviction", monday - timedelta(hours=2))
+    add_subscriber(store, "U1", ["kv cache"], monday - timedelta(days=3), platform="slack")
+    runner = StoreRunner(store)
+    # More 429s (and `ratelimited` errors) in a row than the client's 3 retries absorb.
+    fake_slack.errors["chat.postMessage"] = [429, 429, 429, 429, "ratelimited", 429]
+    digests = DigestRunner(
+        runner, {"slack": SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))}
+    )
+    first = await digests.tick(monday + timedelta(hours=1))
+    assert first.retrying == 1 and first.sent == 0
+    for minute in range(1, 40):  # the retries back off 1, 2, 4, 8 ... minutes
+        await digests.tick(monday + timedelta(hours=1, minutes=minute))
+    assert len(fake_slack.delivered) == 1
+    assert len(fake_slack.of("chat.postMessage")) == 7  # 4 + 1 + 2 attempts
+    status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
+    assert status == [("sent",)]
+    await runner.close()

@@ -29,8 +29,8 @@ from bot.topics import (
     score_group,
 )
 
-# A look-up fully scores this many candidates per result it shows (the newest matching papers,
-# title matches first): enough for ranking quality, few enough to stay fast at 1M papers.
+# A look-up fully scores this many candidates per result it shows (the newest matching papers):
+# enough for ranking quality on the judged sets, few enough to stay fast at 1M papers.
 CANDIDATES_PER_RESULT = 10
 # A digest match needs at least this relevance: a title or keyword hit, or a concept the
 # abstract comes back to; a single passing mention in the abstract is not enough.
@@ -129,9 +129,9 @@ def _category_sql(topic: Topic) -> tuple[str, list[Any]]:
 
 
 def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
-    """Rowids worth scoring, at most `keep` per group, newest first within each tier: papers
-    with all of a group's concepts in the title, then anywhere, then (if still too few) with
-    any of them."""
+    """Rowids worth scoring, at most `keep` per group: the newest papers with all of a group's
+    concepts, then (if too few) the newest with any of them. The scorer then ranks them (title
+    hits first); a title-only tier was tried and cost 50 ms at 1M papers for no measured gain."""
     where, params = _category_sql(topic)
     seen: dict[int, None] = {}
 
@@ -151,8 +151,7 @@ def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
                 recent = store.recent_rowids(limit=keep, where=where, params=params)
                 seen.update((r, None) for r in recent)
             continue
-        found = take(topic.fts_title(group), keep)
-        found += take(topic.fts_all(group), keep - found)
+        found = take(topic.fts_all(group), keep)
         if len(group.concepts) > 1:
             take(topic.fts_any(group), keep - found)
     return list(seen)

@@ -156,10 +156,6 @@ class Topic:
         """FTS5 expression: papers with any concept of the group (and the filters)."""
         return self._wrap(" OR ".join(c.fts() for c in group.concepts))
 
-    def fts_title(self, group: Group) -> str:
-        """FTS5 expression: papers whose title has every concept of the group (and filters)."""
-        return self._wrap(" AND ".join(f"{{title}} : ({c.fts()})" for c in group.concepts))
-
 
 # -- lexicon index ---------------------------------------------------------------------------
 

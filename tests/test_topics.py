@@ -105,7 +105,7 @@ def test_operator_soup_never_reaches_fts_as_syntax(seeded_store: Store, parts: l
         return
     for group in topic.groups:
         if group.concepts:
-            for expr in (topic.fts_all(group), topic.fts_any(group), topic.fts_title(group)):
+            for expr in (topic.fts_all(group), topic.fts_any(group)):
                 try:
                     seeded_store.fts_newest(expr, limit=1)
                 except sqlite3.Error as exc:  # pragma: no cover - the assertion below explains

@@ -30,6 +30,28 @@ def user(user_id: str, name: str = "ada") -> dict[str, Any]:
     return {"id": user_id, "username": name, "discriminator": "0", "avatar": None}
 
 
+def message(message_id: str, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A message object as Discord returns it, by the bot, with the body's embeds and components."""
+    return {
+        "id": message_id,
+        "channel_id": channel_id,
+        "author": BOT_USER,
+        "content": body.get("content") or "",
+        "timestamp": TIMESTAMP,
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": body.get("embeds") or [],
+        "components": body.get("components") or [],
+        "pinned": False,
+        "type": 0,
+        "flags": int(body.get("flags") or 0),
+    }
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py parses a body as JSON only for exactly `application/json`, as Discord sends it.
     return web.Response(
@@ -68,25 +90,8 @@ class FakeDiscord:
             await asyncio.sleep(0.01)
         return result
 
-    def _message(self, channel_id: str, body: dict[str, Any], flags: int = 0) -> dict[str, Any]:
-        return {
-            "id": str(next(self._ids)),
-            "channel_id": channel_id,
-            "author": BOT_USER,
-            "content": body.get("content") or "",
-            "timestamp": TIMESTAMP,
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": body.get("embeds") or [],
-            "components": body.get("components") or [],
-            "pinned": False,
-            "type": 0,
-            "flags": flags | int(body.get("flags") or 0),
-        }
+    def _message(self, channel_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return message(str(next(self._ids)), channel_id, body)
 
     def _error(self, kind: str) -> web.Response | None:
         queued = self.fail.get(kind)

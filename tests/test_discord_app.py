@@ -34,6 +34,7 @@ from tests.discord_fake import (
     FakeDiscord,
     command,
     interaction,
+    message,
 )
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -206,33 +207,12 @@ async def test_channel_subscriptions_need_manage_permissions(
 
 def clicked(custom_id: str, **kwargs: Any) -> dict[str, Any]:
     """A button click on a message paperbot sent some time ago (maybe before a restart)."""
-    message = {
-        "id": "800000000000000001",
-        "channel_id": CHANNEL_ID,
-        "author": {"id": APP_ID, "username": "paperbot", "discriminator": "0", "avatar": None},
-        "content": "",
-        "timestamp": "2026-11-19T12:00:00+00:00",
-        "edited_timestamp": None,
-        "tts": False,
-        "mention_everyone": False,
-        "mentions": [],
-        "mention_roles": [],
-        "attachments": [],
-        "embeds": [],
-        "pinned": False,
-        "type": 0,
-        "flags": 0,
-        "components": [
-            {
-                "type": 1,
-                "components": [
-                    {"type": 2, "style": 2, "label": "More like #1", "custom_id": custom_id}
-                ],
-            }
-        ],
-    }
+    button = {"type": 2, "style": 2, "label": "More like #1", "custom_id": custom_id}
+    sent = message(
+        "800000000000000001", CHANNEL_ID, {"components": [{"type": 1, "components": [button]}]}
+    )
     data = {"custom_id": custom_id, "component_type": 2}
-    return interaction(data, kind=3, message=message, **kwargs)
+    return interaction(data, kind=3, message=sent, **kwargs)
 
 
 async def test_buttons_work_on_messages_sent_before_a_restart(

@@ -34,6 +34,7 @@ from bot.store import Store
 from bot.subscriptions import Subscriptions
 from bot.testing import add_subscriber
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
+from tests.test_slack_app import api_params
 
 BIN = Path(sys.executable).parent
 
@@ -58,11 +59,7 @@ class SlackPlatform:
 
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        data: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            data.update(await request.json())
-        else:
-            data.update(await request.post())
+        data = await api_params(request)
         if method == "conversations.open":
             return web.json_response({"ok": True, "channel": {"id": f"D{data['users']}"}})
         if method == "chat.postMessage":

@@ -27,6 +27,16 @@ SECRET = SLACK_TEST_SIGNING_SECRET
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
+async def api_params(request: web.Request) -> dict[str, Any]:
+    """A Web API call's parameters, from the query string and a JSON or form body."""
+    data: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        data.update(await request.json())
+    else:
+        data.update(await request.post())
+    return data
+
+
 class FakeSlack:
     """Records every Web API call and response_url post; answers like Slack."""
 
@@ -45,11 +55,7 @@ class FakeSlack:
 
     async def api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        data: dict[str, Any] = dict(request.query)
-        if request.content_type == "application/json":
-            data.update(await request.json())
-        else:
-            data.update(await request.post())
+        data = await api_params(request)
         self.calls.append((method, data))
         queued = self.errors.get(method)
         if queued:

@@ -162,7 +162,7 @@ class PaperButton(
         await send_reply(interaction, reply)
 
 
-async def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
+def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
     return [
         app_commands.Choice(name=name[:MAX_CHOICE_CHARS], value=value)
         for name, value in pairs
@@ -172,13 +172,13 @@ async def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str
 
 async def _suggest(interaction: discord.Interaction[Any], current: str) -> list[Any]:
     pairs = await _bot(interaction).suggest_topics("discord", current, MAX_CHOICES)
-    return await _choices(pairs)
+    return _choices(pairs)
 
 
 async def _own(interaction: discord.Interaction[Any], current: str, channel: bool) -> list[Any]:
     topics = await _bot(interaction).own_topics(caller_of(interaction), channel=channel)
     typed = current.lower().strip()
-    return await _choices([(t, t) for t in topics if typed in t.lower()])
+    return _choices([(t, t) for t in topics if typed in t.lower()])
 
 
 Topic = app_commands.Range[str, 1, 300]

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 from adapters.discord_app import client_id_from_token
 from bot import migrations
 from bot.config import Settings
+from bot.store import Store, utc_iso
 
 REACH_TIMEOUT_SECONDS = 3.0
 SIGNING_SECRET = re.compile(r"^[0-9a-f]{32}$")
@@ -102,14 +103,10 @@ def check_database(path: Path) -> list[Finding]:
         db = Database(conn)
         pending = migrations.pending(db)
         tables = set(db.table_names())
-        papers = (
-            db.execute("SELECT count(*) FROM papers").fetchone()[0] if "papers" in tables else 0
-        )
-        ingests = (
-            list(db.execute("SELECT source, last_success_at, last_error FROM ingest_status"))
-            if "ingest_status" in tables
-            else []
-        )
+        # Store(db) reads without migrating (Store.open would apply the pending migrations).
+        store = Store(db)
+        papers = store.count_papers() if "papers" in tables else 0
+        ingests = store.ingest_status() if "ingest_status" in tables else {}
         conn.close()
     except sqlite3.DatabaseError as exc:
         return [Finding("FAIL", "database", f"{path} is not a paperbot database: {exc}")]
@@ -120,7 +117,9 @@ def check_database(path: Path) -> list[Finding]:
         )
     else:
         found.append(Finding("ok", "database", "migrations are current"))
-    for source, success, error in ingests:
+    for source, status in ingests.items():
+        success = utc_iso(status.last_success) if status.last_success else None
+        error = status.last_error
         text = f"last successful ingest {success or 'never'}"
         found.append(
             Finding(

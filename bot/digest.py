@@ -610,9 +610,7 @@ class DigestRunner:
                     )
             except Exception as error:
                 # Unknown whether it went out: resending could post it twice, so wait and ask again.
-                await self._transient(
-                    subscriber, day, f"find_delivered: {error!r}", report
-                )
+                await self._transient(subscriber, day, f"find_delivered: {error!r}", report)
                 return
             if message_id:
                 log.info("digest %s was already delivered (%s); not resending", key, message_id)

@@ -135,7 +135,7 @@ class Store:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Match counts by FTS expression; any write that changes papers clears it.
+        # Match counts by FTS expression; cleared once our writes grow the store by 10%.
         self._count_cache: dict[tuple[str, int], int] = {}
         # Papers in the store (counted once, then kept up to date by our own writes), and how
         # many there were when the concept counts were last cleared.

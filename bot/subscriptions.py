@@ -145,14 +145,21 @@ class Subscriptions:
 
     def topics(self, subscriber_id: int) -> list[TopicSubscription]:
         """A subscriber's topics, oldest first (their numbers in `/papers list`)."""
-        return [
-            TopicSubscription(
-                int(r["id"]), subscriber_id, str(r["text"]), parse_utc(str(r["created_at"]))
+        return self.topics_of([subscriber_id]).get(subscriber_id, [])
+
+    def topics_of(self, subscriber_ids: Sequence[int]) -> dict[int, list[TopicSubscription]]:
+        """The topics of several subscribers at once (a digest batch), oldest first."""
+        found: dict[int, list[TopicSubscription]] = {}
+        marks = ", ".join("?" for _ in subscriber_ids)
+        for r in self.conn.execute(
+            "SELECT id, subscriber_id, text, created_at FROM topics "
+            f"WHERE subscriber_id IN ({marks}) ORDER BY id",
+            list(subscriber_ids),
+        ):
+            found.setdefault(int(r[1]), []).append(
+                TopicSubscription(int(r[0]), int(r[1]), str(r[2]), parse_utc(str(r[3])))
             )
-            for r in self.store.db.query(
-                "SELECT * FROM topics WHERE subscriber_id = ? ORDER BY id", [subscriber_id]
-            )
-        ]
+        return found
 
     def popular_topics(self, platform: str, containing: str, limit: int) -> list[str]:
         """Topics most followed on a platform whose text contains `containing` (any case)."""
@@ -257,12 +264,18 @@ class Subscriptions:
 
     def muted(self, subscriber_id: int) -> set[str]:
         """Papers the subscriber marked "not relevant"."""
-        return {
-            str(r[0])
-            for r in self.conn.execute(
-                "SELECT paper_id FROM muted_papers WHERE subscriber_id = ?", [subscriber_id]
-            )
-        }
+        return self.muted_of([subscriber_id]).get(subscriber_id, set())
+
+    def muted_of(self, subscriber_ids: Sequence[int]) -> dict[int, set[str]]:
+        """The muted papers of several subscribers at once (a digest batch)."""
+        found: dict[int, set[str]] = {}
+        marks = ", ".join("?" for _ in subscriber_ids)
+        for subscriber_id, paper_id in self.conn.execute(
+            f"SELECT subscriber_id, paper_id FROM muted_papers WHERE subscriber_id IN ({marks})",
+            list(subscriber_ids),
+        ):
+            found.setdefault(int(subscriber_id), set()).add(str(paper_id))
+        return found
 
     def mute(self, subscriber_id: int, paper_id: str, now: datetime) -> None:
         """Leave a paper out of this subscriber's digests and look-ups from now on."""

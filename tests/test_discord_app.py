@@ -348,11 +348,14 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
     runner = StoreRunner(store)
     # A 502 (discord.py retries it itself after 1 s), then a 400 that fails the attempt.
     fake.fail["send"] = [(502, 0), (400, 50035)]
-    digests = DigestRunner(runner, {"discord": DiscordDestination(client)})
-    first = await digests.tick(monday + timedelta(hours=1))
+    # The runner's clock must agree with the ticks' times: retries are scheduled from it.
+    now = [monday + timedelta(hours=1)]
+    digests = DigestRunner(runner, {"discord": DiscordDestination(client)}, clock=lambda: now[0])
+    first = await digests.tick()
     assert first.retrying == 1
     for minute in range(1, 5):
-        await digests.tick(monday + timedelta(hours=1, minutes=minute))
+        now[0] = monday + timedelta(hours=1, minutes=minute)
+        await digests.tick()
     dm = "4" + ADA[1:]
     assert len(fake.channel_messages[dm]) == 1
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())

@@ -425,13 +425,18 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     runner = StoreRunner(store)
     # More 429s (and `ratelimited` errors) in a row than the client's 3 retries absorb.
     fake_slack.errors["chat.postMessage"] = [429, 429, 429, 429, "ratelimited", 429]
+    # The runner's clock must agree with the ticks' times: retries are scheduled from it.
+    now = [monday + timedelta(hours=1)]
     digests = DigestRunner(
-        runner, {"slack": SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))}
+        runner,
+        {"slack": SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))},
+        clock=lambda: now[0],
     )
-    first = await digests.tick(monday + timedelta(hours=1))
+    first = await digests.tick()
     assert first.retrying == 1 and first.sent == 0
     for minute in range(1, 40):  # the retries back off 1, 2, 4, 8 ... minutes
-        await digests.tick(monday + timedelta(hours=1, minutes=minute))
+        now[0] = monday + timedelta(hours=1, minutes=minute)
+        await digests.tick()
     assert len(fake_slack.delivered) == 1
     assert len(fake_slack.of("chat.postMessage")) == 7  # 4 + 1 + 2 attempts
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())

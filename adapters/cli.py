@@ -21,7 +21,7 @@ from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, serve
-from bot.cli import cli
+from bot.cli import cli, open_store
 from bot.config import Settings
 from bot.digest import Destination, DigestRunner
 from bot.health import Health, check_health
@@ -64,7 +64,7 @@ def console_command(settings: Settings) -> None:
     _quiet_console_logs()
 
     async def main() -> None:
-        runner = StoreRunner(Store.open(settings.db_path))
+        runner = StoreRunner(open_store(settings))
         try:
             message = await _load_sample_if_empty(runner)
             if message:
@@ -113,7 +113,7 @@ FALLBACK_SECONDS = 4.0
 
 async def _run(settings: Settings) -> None:
     started_at = datetime.now(UTC)
-    runner = StoreRunner(Store.open(settings.db_path))
+    runner = StoreRunner(open_store(settings))
     client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
 

@@ -19,7 +19,7 @@ import httpx
 from sqlite_utils import Database
 
 from adapters.discord_app import client_id_from_token
-from bot import migrations
+from bot import migrations, semantic
 from bot.config import Settings
 from bot.store import Store, utc_iso
 
@@ -173,11 +173,22 @@ def check_port(settings: Settings) -> list[Finding]:
     return [Finding("ok", "http", f"/healthz and /metrics will be served on {where}")]
 
 
+def check_semantic(settings: Settings) -> list[Finding]:
+    """Whether look-ups and digests will also match by meaning (the optional extra)."""
+    if settings.semantic == "off":
+        return [Finding("--", "semantic", "off (PAPERBOT_SEMANTIC=off): words only")]
+    why = semantic.missing()
+    if why is not None:
+        return [Finding("--", "semantic", f"words only; {why}")]
+    return [Finding("ok", "semantic", f"matching by meaning too ({semantic.MODEL_NAME}, offline)")]
+
+
 def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -> list[Finding]:
     """Every check, in the order they are printed."""
     return [
         *check_adapters(settings),
         *check_database(Path(settings.db_path)),
+        *check_semantic(settings),
         *check_port(settings),
         *check_sources(settings, transport),
     ]

@@ -21,6 +21,7 @@ from bot.errors import InvalidQuery
 from bot.importer import ImportReport, import_records, read_file
 from bot.models import SearchHit
 from bot.search import matches, search
+from bot.semantic import Semantic, embed_missing, load_encoder
 from bot.store import Store
 
 log = logging.getLogger("paperbot")
@@ -34,7 +35,13 @@ def hit_to_json(hit: SearchHit) -> dict[str, Any]:
         "title": paper.title,
         "score": hit.score,
         "matched": [
-            {"concept": r.concept, "text": r.matched, "field": r.field, "related": r.related}
+            {
+                "concept": r.concept,
+                "text": r.matched,
+                "field": r.field,
+                "related": r.related,
+                "similarity": r.similarity,
+            }
             for r in hit.reasons
         ],
         "why": hit.why(),
@@ -79,9 +86,19 @@ def cli(ctx: click.Context, db_path: Path | None) -> None:
     ctx.obj = settings
 
 
+def open_store(settings: Settings) -> Store:
+    """Open the configured store, with semantic matching when it is on and installed."""
+    store = Store.open(settings.db_path)
+    if settings.semantic == "auto":
+        encoder = load_encoder()
+        if encoder is not None:
+            store.semantic = Semantic(encoder)
+    return store
+
+
 @contextmanager
 def _open_store(settings: Settings) -> Iterator[Store]:
-    store = Store.open(settings.db_path)
+    store = open_store(settings)
     try:
         yield store
     finally:
@@ -157,7 +174,7 @@ def ingest_command(
     from bot.runtime import StoreRunner
 
     async def main() -> int:
-        runner = StoreRunner(Store.open(settings.db_path))
+        runner = StoreRunner(open_store(settings))
         try:
             report = await run_ingest(
                 settings,
@@ -175,6 +192,31 @@ def ingest_command(
         return 1 if report.failed else 0
 
     sys.exit(asyncio.run(main()))
+
+
+@cli.command("reindex")
+@click.option("--semantic", is_flag=True, help="Compute the papers' sentence embeddings.")
+@click.option("--force", is_flag=True, help="Recompute every vector, not only the missing ones.")
+@click.pass_obj
+def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
+    """Compute the semantic vectors an existing store lacks (needs the `semantic` extra)."""
+    from bot.semantic import missing
+
+    if not semantic:
+        raise click.UsageError("say what to rebuild: --semantic")
+    why = missing()
+    if why is not None:
+        raise click.ClickException(f"semantic matching is unavailable: {why}")
+    if settings.semantic == "off":
+        raise click.ClickException("semantic matching is off (PAPERBOT_SEMANTIC=off)")
+    with _open_store(settings) as store:
+        assert store.semantic is not None
+        if force:
+            store.clear_vectors()
+        todo = store.count_without_vectors(store.semantic.encoder.name)
+        with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
+            done = embed_missing(store, store.semantic, progress=bar.update)
+    click.echo(f"Embedded {done} papers.")
 
 
 def main() -> None:

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         20.0, gt=0, le=300, validation_alias="PAPERBOT_HTTP_TIMEOUT_SECONDS"
     )
 
+    # Semantic matching (the optional `semantic` extra): auto uses it when installed.
+    semantic: Literal["auto", "off"] = Field("auto", validation_alias="PAPERBOT_SEMANTIC")
+
     # Logging
     log_level: str = Field("INFO", validation_alias="PAPERBOT_LOG_LEVEL")
     log_format: Literal["text", "json"] = Field("text", validation_alias="PAPERBOT_LOG_FORMAT")

@@ -208,7 +208,9 @@ class MatchCache:
             try:
                 parsed = parse(topic)
                 candidates = topic_candidates(store, parsed, papers)
-                self._hits[key] = matches(store, parsed, papers=candidates, today=today)
+                self._hits[key] = matches(
+                    store, parsed, papers=candidates, today=today, window=papers
+                )
             except InvalidQuery as error:
                 self._hits[key] = error
         found = self._hits[key]

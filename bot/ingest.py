@@ -20,6 +20,7 @@ from bot.errors import SourceError
 from bot.metrics import PAPERS_INGESTED, SOURCE_ERRORS
 from bot.models import Paper
 from bot.runtime import StoreRunner
+from bot.semantic import embed_pending
 from bot.sources.arxiv import ArxivSource
 from bot.sources.hf import HuggingFaceSource
 from bot.store import Store, UpsertStats
@@ -27,6 +28,10 @@ from bot.store import Store, UpsertStats
 log = logging.getLogger(__name__)
 
 DEFAULT_LOOKBACK_DAYS = 3
+# Vectors computed per ingest run (about 15 papers/s on 2 cores): the new papers and a slice of
+# any backlog (an import), without holding up the next ingest; `paperbot reindex --semantic`
+# does a whole store at once.
+EMBED_PER_RUN = 5000
 MAX_BACKFILL_DAYS = 366
 
 
@@ -50,6 +55,7 @@ class IngestReport:
     """Per-source results of one ingest run."""
 
     sources: dict[str, SourceReport] = field(default_factory=dict)
+    embedded: int = 0  # papers given semantic vectors (the semantic extra)
 
     @property
     def new(self) -> int:
@@ -187,6 +193,11 @@ async def run_ingest(
         if part.failed:
             SOURCE_ERRORS.labels(name).inc()
         await runner.background(_record(name, part.failed, now))
+    semantic = await runner.call(lambda store: store.semantic)
+    if semantic is not None:
+        report.embedded = await embed_pending(runner, semantic, limit=EMBED_PER_RUN)
+        if report.embedded:
+            log.info("ingest: computed semantic vectors of %d papers", report.embedded)
     return report
 
 

@@ -149,3 +149,25 @@ def m006_fts_automerge(db: Database) -> None:
 def m007_delivery_failures(db: Database) -> None:
     """Failed sends, apart from sends started (`attempts`), which a killed process also counts."""
     db.table("deliveries").add_column("failures", int, not_null_default=0)
+
+
+@migrations()
+def m008_paper_vectors(db: Database) -> None:
+    """Sentence embeddings of papers for the optional semantic extra (bot.semantic).
+
+    Keyed by the paper's rowid, as the FTS index is. A vector is dropped when its paper's title
+    or abstract changes, so it is computed again from the new text.
+    """
+    db.execute(
+        "CREATE TABLE paper_vectors (paper_rowid INTEGER PRIMARY KEY, model TEXT NOT NULL, "
+        "vec BLOB NOT NULL)"
+    )
+    db.execute(
+        "CREATE TRIGGER paper_vectors_stale AFTER UPDATE OF title, summary ON papers "
+        "WHEN old.title IS NOT new.title OR old.summary IS NOT new.summary "
+        "BEGIN DELETE FROM paper_vectors WHERE paper_rowid = old.rowid; END"
+    )
+    db.execute(
+        "CREATE TRIGGER paper_vectors_gone AFTER DELETE ON papers "
+        "BEGIN DELETE FROM paper_vectors WHERE paper_rowid = old.rowid; END"
+    )

@@ -70,9 +70,13 @@ class MatchReason:
     related: bool = (
         False  # found through the lexicon (an acronym or expansion) rather than verbatim
     )
+    # Set when the paper was found by meaning (the semantic extra), not by its words.
+    similarity: float | None = None
 
     def describe(self) -> str:
         """Human-readable form, e.g. `"key-value cache" in abstract (for KV cache)`."""
+        if self.similarity is not None:
+            return f'related: close in meaning to "{self.concept}" ({self.similarity:.2f})'
         text = f'"{self.matched}" in {self.field}'
         if self.related:
             text += f" (for {self.concept})"

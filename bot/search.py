@@ -4,18 +4,22 @@
   scattered words, rare words over common ones), Hugging Face upvotes and recency break near-ties.
 * `matches` decides what a subscription to a topic puts in a digest: precise, since a noisy
   digest gets muted, and complete.
+
+With the semantic extra (`store.semantic`, see `bot.semantic`), look-ups fuse the word ranking
+with the papers closest in meaning, and subscriptions add papers above a calibrated similarity,
+each shown as "related" so a reader can tell them from word matches.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from bot.models import Paper, SearchHit
+from bot.models import MatchReason, Paper, SearchHit
 from bot.store import Store
 from bot.topics import (
     AnalyzedPaper,
@@ -38,6 +42,14 @@ MATCH_MIN_SCORE = 1.3
 # Long topics: the share (idf-weighted) of their concepts a paper must have.
 MATCH_MIN_COVERAGE = 0.6
 MATCH_ALL_UP_TO = 2  # topics with this many concepts or fewer need every one
+
+# Semantic extra, calibrated on tests/eval/devset.jsonl (see docs/semantic.md).
+# A look-up considers this many of the papers closest in meaning ...
+SEMANTIC_CANDIDATES = 50
+# ... and adds this much per unit of cosine similarity to the word score, whose top is scaled to 1.
+SEMANTIC_WEIGHT = 0.5
+# A subscription adds papers at least this similar to the topic that its words did not match.
+RELATED_MIN_SIMILARITY = 0.5
 
 
 @lru_cache(maxsize=50_000)
@@ -182,8 +194,67 @@ def search(
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     rowids = candidate_rowids(store, topic, keep=max(CANDIDATES_PER_RESULT * limit, 50))
-    papers = store.papers_by_rowid(rowids).values()
-    return rank(Matcher.for_store(topic, store), papers, today, only_matches=False)[:limit]
+    papers = store.papers_by_rowid(rowids)
+    hits = rank(Matcher.for_store(topic, store), papers.values(), today, only_matches=False)
+    if _semantic_applies(store, topic):
+        hits = _fuse(store, topic, hits, papers, today)
+    return hits[:limit]
+
+
+def _semantic_applies(store: Store, topic: Topic) -> bool:
+    # `title:` asks for a word in the title: meaning cannot stand in for that.
+    return (
+        store.semantic is not None
+        and topic.has_text
+        and not any(c.fields == ("title",) for g in topic.groups for c in g.concepts)
+    )
+
+
+def _related_reason(topic: Topic, similarity: float) -> MatchReason:
+    return MatchReason(topic.text, "", "meaning", related=True, similarity=round(similarity, 2))
+
+
+def _related_hits(
+    store: Store, topic: Topic, near: dict[int, float], known: dict[int, Paper], skip: set[str]
+) -> list[tuple[Paper, float]]:
+    """The papers found by meaning (rowid -> similarity) that are not among `skip` (ids) and
+    pass the topic's exclusions and filters, with their similarity."""
+    missing = [rowid for rowid in near if rowid not in known]
+    papers = {**known, **store.papers_by_rowid(missing)} if missing else known
+    found = []
+    for rowid, similarity in near.items():
+        paper = papers.get(rowid)
+        if paper is None or paper.id in skip or is_excluded(topic, analyze_paper(paper)):
+            continue
+        found.append((paper, similarity))
+    return found
+
+
+def _fuse(
+    store: Store, topic: Topic, hits: list[SearchHit], papers: dict[int, Paper], today: date
+) -> list[SearchHit]:
+    """Word hits and the papers closest in meaning in one ranking: the word score (the best
+    scaled to 1) plus `SEMANTIC_WEIGHT` times the cosine similarity."""
+    assert store.semantic is not None
+    near = dict(store.semantic.nearest(store, topic, SEMANTIC_CANDIDATES))
+    similarity = store.semantic.similar(store, topic, [r for r in papers if r not in near])
+    similarity.update(near)
+    rowid_of = {paper.id: rowid for rowid, paper in papers.items()}
+    top = max((h.score for h in hits), default=1.0) or 1.0
+    fused = [
+        replace(
+            hit,
+            score=round(
+                hit.score / top + SEMANTIC_WEIGHT * similarity.get(rowid_of[hit.paper.id], 0.0), 4
+            ),
+        )
+        for hit in hits
+    ]
+    for paper, sim in _related_hits(store, topic, near, papers, {h.paper.id for h in hits}):
+        score = SEMANTIC_WEIGHT * sim + _tiebreak(paper, today) / top
+        fused.append(SearchHit(paper, round(score, 4), (_related_reason(topic, sim),)))
+    fused.sort(key=lambda h: (-h.score, h.paper.id))
+    return fused
 
 
 def matches(
@@ -192,14 +263,30 @@ def matches(
     papers: Sequence[Paper] | None = None,
     today: date | None = None,
     cap: int = 5000,
+    window: dict[int, Paper] | None = None,
 ) -> list[SearchHit]:
     """Papers a subscription to the topic would put in a digest, best first.
 
-    With `papers`, only those are considered (a digest's new papers); otherwise the whole
-    store, through the index, up to `cap` candidates per group.
+    With `papers`, only those are considered (a digest's new papers, already narrowed to those
+    with the topic's words); otherwise the whole store, through the index, up to `cap`
+    candidates per group. With the semantic extra, papers at least `RELATED_MIN_SIMILARITY`
+    close in meaning are added from `window` (rowid -> paper; a digest's new papers), or from
+    the whole store without one.
     """
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     if papers is None:
         papers = list(store.papers_by_rowid(candidate_rowids(store, topic, keep=cap)).values())
-    return rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
+    hits = rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
+    if not _semantic_applies(store, topic):
+        return hits
+    assert store.semantic is not None
+    similar = store.semantic.similar(store, topic, window)
+    near = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
+    related = _related_hits(store, topic, near, window or {}, {h.paper.id for h in hits})
+    # Below every word match: a match by meaning is the less certain kind.
+    floor = min((h.score for h in hits), default=MATCH_MIN_SCORE)
+    for paper, sim in sorted(related, key=lambda item: -item[1]):
+        score = floor * sim / (1.0 + RELATED_MIN_SIMILARITY)
+        hits.append(SearchHit(paper, round(score, 4), (_related_reason(topic, sim),)))
+    return hits

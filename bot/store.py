@@ -12,12 +12,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from bot import migrations
 from bot.models import Paper
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 _BATCH = 500
 
@@ -116,6 +119,11 @@ def _paper_to_values(paper: Paper, first_seen: str, now: str) -> tuple[Any, ...]
     )
 
 
+def paper_text(title: str, summary: str | None) -> str:
+    """The text a paper is embedded from: its title, then its abstract."""
+    return f"{title}. {summary}" if summary else title
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -141,6 +149,8 @@ class Store:
         # many there were when the concept counts were last cleared.
         self._total: int | None = None
         self._counted_at = 0
+        # The semantic extra, when the composition root loaded it (see bot.semantic).
+        self.semantic: Semantic | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> Store:
@@ -303,6 +313,48 @@ class Store:
             sql = "SELECT count(*) FROM (SELECT 1 FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?)"
             found = self._count_cache[key] = int(self.conn.execute(sql, [match, cap]).fetchone()[0])
         return found
+
+    # -- paper vectors (the optional semantic extra; see bot.semantic) --------------------------
+
+    def papers_without_vectors(self, model: str, limit: int) -> list[tuple[int, str]]:
+        """Up to `limit` papers with no vector from `model`, newest first: (rowid, text)."""
+        sql = (
+            "SELECT p.rowid, p.title, p.summary FROM papers AS p "
+            "LEFT JOIN paper_vectors AS v ON v.paper_rowid = p.rowid AND v.model = ? "
+            "WHERE v.paper_rowid IS NULL ORDER BY p.rowid DESC LIMIT ?"
+        )
+        return [(int(r[0]), paper_text(r[1], r[2])) for r in self.conn.execute(sql, [model, limit])]
+
+    def count_without_vectors(self, model: str) -> int:
+        """How many papers have no vector from `model` (for progress bars)."""
+        sql = (
+            "SELECT count(*) FROM papers AS p LEFT JOIN paper_vectors AS v "
+            "ON v.paper_rowid = p.rowid AND v.model = ? WHERE v.paper_rowid IS NULL"
+        )
+        return int(self.conn.execute(sql, [model]).fetchone()[0])
+
+    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Store (rowid, vector bytes) pairs, replacing older vectors of those papers."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec) VALUES (?, ?, ?)",
+                [(rowid, model, blob) for rowid, blob in rows],
+            )
+
+    def clear_vectors(self) -> None:
+        """Forget every stored vector (`paperbot reindex --semantic --force`)."""
+        with self.conn:
+            self.conn.execute("DELETE FROM paper_vectors")
+
+    def vectors(self, model: str) -> Iterator[tuple[int, bytes]]:
+        """Every stored (rowid, vector bytes) of `model`, by rowid."""
+        sql = "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? ORDER BY paper_rowid"
+        for rowid, blob in self.conn.execute(sql, [model]):
+            yield int(rowid), bytes(blob)
+
+    def data_version(self) -> int:
+        """SQLite's counter of commits by other connections (another process's writes)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- source cursors ----------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Measure look-up and digest-match quality on the judged query sets.
 
-    python tests/eval/evaluate.py [devset|holdout|both] [--verbose]
+    python tests/eval/evaluate.py [devset|holdout|both] [--semantic] [--verbose]
+
+`--semantic` turns on the semantic extra (it must be installed) and embeds the sample corpus.
 
 nDCG@10 uses graded gains (2^grade - 1) against the ideal ordering of every graded paper.
 Match F1 compares `matches()` with the papers graded 2 ("wanted in a digest"); papers graded 1
@@ -22,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.importer import import_files  # noqa: E402
 from bot.search import matches, search  # noqa: E402
+from bot.semantic import Semantic, embed_missing, load_encoder  # noqa: E402
 from bot.store import Store  # noqa: E402
 
 SEED = ROOT / "bot" / "data" / "seed_papers.jsonl"
@@ -80,9 +83,15 @@ def evaluate(store: Store, queries: list[dict[str, object]]) -> list[QueryResult
     ]
 
 
-def seeded_store() -> Store:
+def seeded_store(semantic: bool = False) -> Store:
     store = Store.open(":memory:")
     import_files(store, [SEED], datetime(2026, 11, 20, tzinfo=UTC))
+    if semantic:
+        encoder = load_encoder()
+        if encoder is None:
+            raise SystemExit("the semantic extra is not installed")
+        store.semantic = Semantic(encoder)
+        embed_missing(store, store.semantic)
     return store
 
 
@@ -101,7 +110,7 @@ def summary(results: list[QueryResult]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
     which = argv[0] if argv and not argv[0].startswith("-") else "both"
     verbose = "--verbose" in argv
-    store = seeded_store()
+    store = seeded_store(semantic="--semantic" in argv)
     titles = {
         p.id: p.title
         for p in store.get_papers(

@@ -1,0 +1,257 @@
+"""The optional semantic extra: the encoder, stored vectors, fused look-ups, related matches.
+
+Tests that need the model are skipped when the extra is not installed; the rest check that
+paperbot works as before without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from adapters.cli import cli
+from bot import semantic
+from bot.config import Settings
+from bot.digest import preview
+from bot.ingest import run_ingest
+from bot.runtime import StoreRunner
+from bot.search import RELATED_MIN_SIMILARITY, matches, search
+from bot.semantic import Semantic, embed_missing, embed_pending
+from bot.store import Store
+from bot.testing import add_paper, add_subscriber
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+needs_model = pytest.mark.skipif(
+    semantic.missing() is not None, reason=f"semantic extra: {semantic.missing()}"
+)
+
+# Papers about speech recognition that never say "speech" or "recognition", and one that is
+# about something else.
+SPOKEN = ("2611.00001", "Transcribing spoken audio", "Turning spoken utterances into text.")
+VOICE = (
+    "2611.00002",
+    "Automatic transcription of spoken language",
+    "A model that transcribes voice recordings to text.",
+)
+PROTEIN = (
+    "2611.00003",
+    "Protein structure prediction with diffusion",
+    "A generative model of protein backbones conditioned on sequence.",
+)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> semantic.Encoder:
+    if semantic.missing() is not None:
+        pytest.skip(f"semantic extra: {semantic.missing()}")
+    loaded = semantic.load_encoder()
+    assert loaded is not None
+    return loaded
+
+
+@pytest.fixture
+def store(tmp_path: Path, encoder: semantic.Encoder) -> Iterator[Store]:
+    opened = Store.open(tmp_path / "papers.db")
+    opened.semantic = Semantic(encoder)
+    for i, (paper_id, title, summary) in enumerate((SPOKEN, VOICE, PROTEIN)):
+        add_paper(opened, paper_id, title, NOW - timedelta(hours=3 - i), summary=summary)
+    yield opened
+    opened.close()
+
+
+@needs_model
+def test_encoder_matches_sentence_transformers_on_pytorch(encoder: semantic.Encoder) -> None:
+    import numpy as np
+
+    reference = json.loads((FIXTURES / "minilm_reference.json").read_text(encoding="utf-8"))
+    ours = encoder.encode(reference["texts"])
+    theirs = np.array(reference["embeddings"], dtype=np.float32)
+    assert ours.shape == theirs.shape == (8, 384)
+    # The same numbers to the fixture's 6 decimals: the same model, not merely a similar one.
+    assert float(np.abs(ours - theirs).max()) < 1e-5
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+@needs_model
+def test_packed_vectors_keep_their_cosine(encoder: semantic.Encoder) -> None:
+    import numpy as np
+
+    vectors = encoder.encode([" ".join(SPOKEN[1:]), " ".join(PROTEIN[1:])])
+    restored = np.stack([semantic.unpack(semantic.pack(v)) for v in vectors])
+    assert len(semantic.pack(vectors[0])) == 4 + 384
+    cosine = (restored * vectors).sum(axis=1) / np.linalg.norm(restored, axis=1)
+    assert cosine.min() > 0.999
+    assert abs(float(restored[0] @ restored[1]) - float(vectors[0] @ vectors[1])) < 0.01
+
+
+@needs_model
+def test_a_vector_is_recomputed_only_when_its_text_changes(store: Store) -> None:
+    model = semantic.MODEL_NAME
+    assert store.count_without_vectors(model) == 3
+    assert embed_missing(store, store.semantic) == 3  # type: ignore[arg-type]
+    assert store.count_without_vectors(model) == 0
+    add_paper(store, PROTEIN[0], PROTEIN[1], NOW, summary=PROTEIN[2], upvotes=40)
+    assert store.count_without_vectors(model) == 0  # upvotes are not embedded
+    add_paper(store, PROTEIN[0], "Protein folding by diffusion", NOW, summary=PROTEIN[2])
+    assert store.count_without_vectors(model) == 1
+
+
+@needs_model
+def test_a_lookup_finds_papers_by_meaning_and_says_so(store: Store) -> None:
+    assert search(store, "speech recognition") == []  # no paper has the words
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    hits = search(store, "speech recognition", limit=3)
+    assert {h.paper.id for h in hits[:2]} == {SPOKEN[0], VOICE[0]}
+    assert hits[0].why().startswith('related: close in meaning to "speech recognition" (0.')
+    assert hits[-1].paper.id == PROTEIN[0] and hits[-1].score < hits[1].score
+
+
+@needs_model
+def test_word_matches_still_rank_and_explain_as_before(store: Store) -> None:
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    hits = search(store, "protein diffusion", limit=3)
+    assert hits[0].paper.id == PROTEIN[0]
+    assert '"protein" in title' in hits[0].why()
+
+
+@needs_model
+def test_exclusions_and_filters_hold_for_papers_found_by_meaning(store: Store) -> None:
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    ids = {h.paper.id for h in search(store, "speech recognition -voice")}
+    assert VOICE[0] not in ids and SPOKEN[0] in ids
+    assert search(store, "speech recognition cat:q-bio") == []
+    # title: asks for the word itself.
+    assert search(store, "title:speech") == []
+
+
+@needs_model
+def test_a_subscription_adds_close_papers_as_related_and_leaves_the_rest(store: Store) -> None:
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    hits = matches(store, "speech recognition")
+    assert {h.paper.id for h in hits} == {SPOKEN[0], VOICE[0]}
+    for hit in hits:
+        assert hit.reasons[0].similarity is not None
+        assert hit.reasons[0].similarity >= RELATED_MIN_SIMILARITY
+    assert matches(store, "protein") and all(
+        h.reasons[0].similarity is None for h in matches(store, "protein")
+    )
+
+
+@needs_model
+def test_a_digest_carries_related_papers_marked_related(store: Store) -> None:
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    subscriber = add_subscriber(store, "ada", ["speech recognition"], NOW - timedelta(days=2))
+    digest = preview(store, subscriber, NOW + timedelta(hours=2))
+    cards = [card for section in digest.sections for card in section.cards]
+    assert {card.paper_id for card in cards} == {SPOKEN[0], VOICE[0]}
+    assert all(card.why.startswith("related: close in meaning") for card in cards)
+
+
+@needs_model
+def test_vectors_another_process_writes_are_seen(store: Store, tmp_path: Path) -> None:
+    assert search(store, "speech recognition") == []  # loads the (empty) index
+    other = Store.open(tmp_path / "papers.db")
+    other.semantic = Semantic(store.semantic.encoder)  # type: ignore[union-attr]
+    embed_missing(other, other.semantic)
+    other.close()
+    assert search(store, "speech recognition")[0].paper.id in {SPOKEN[0], VOICE[0]}
+
+
+@needs_model
+async def test_ingest_computes_vectors_off_the_store_thread(
+    tmp_path: Path, encoder: semantic.Encoder
+) -> None:
+    payload = (FIXTURES / "hf_daily_papers_latest_limit30_2026-06-12.json").read_bytes()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("p", "0"))
+        return httpx.Response(200, content=payload if page == 0 else b"[]")
+
+    store = Store.open(tmp_path / "papers.db")
+    store.semantic = Semantic(encoder)
+    runner = StoreRunner(store)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    try:
+        report = await run_ingest(
+            Settings(), runner, NOW, "hf", since=NOW.date(), until=NOW.date(), client=client
+        )
+        assert report.sources["hf"].stats.new > 0
+        assert report.embedded == report.sources["hf"].stats.new
+        left = await runner.call(Store.count_without_vectors, semantic.MODEL_NAME)
+        assert left == 0
+        assert await embed_pending(runner, store.semantic) == 0
+    finally:
+        await client.aclose()
+        await runner.close()
+
+
+@needs_model
+def test_reindex_command_embeds_a_store_and_search_json_shows_similarity(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    store = Store.open(db)
+    for i, (paper_id, title, summary) in enumerate((SPOKEN, VOICE, PROTEIN)):
+        add_paper(store, paper_id, title, NOW - timedelta(hours=i), summary=summary)
+    store.close()
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
+    assert result.exit_code == 0, result.output
+    assert "Embedded 3 papers." in result.output
+    again = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
+    assert "Embedded 0 papers." in again.output
+    forced = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic", "--force"])
+    assert "Embedded 3 papers." in forced.output
+    found = runner.invoke(cli, ["--db", str(db), "search", "--json", "speech", "recognition"])
+    rows: list[dict[str, Any]] = json.loads(found.output)
+    assert rows[0]["matched"][0]["similarity"] >= RELATED_MIN_SIMILARITY
+    off = runner.invoke(
+        cli,
+        ["--db", str(db), "search", "--json", "speech recognition"],
+        env={"PAPERBOT_SEMANTIC": "off"},
+    )
+    assert json.loads(off.output) == []
+
+
+# -- without the extra ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "tokenizers" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.usefixtures("no_extra")
+def test_without_the_extra_paperbot_matches_words_and_says_how_to_add_it(tmp_path: Path) -> None:
+    assert semantic.load_encoder() is None
+    assert "pip install 'paperbot[semantic]'" in (semantic.missing() or "")
+    db = tmp_path / "plain.db"
+    store = Store.open(db)
+    add_paper(store, PROTEIN[0], PROTEIN[1], NOW, summary=PROTEIN[2])
+    store.close()
+    runner = CliRunner()
+    found = runner.invoke(cli, ["--db", str(db), "search", "--json", "protein"])
+    assert [row["id"] for row in json.loads(found.output)] == [PROTEIN[0]]
+    refused = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
+    assert refused.exit_code != 0
+    assert "semantic matching is unavailable" in refused.output
+    doctor = runner.invoke(cli, ["--db", str(db), "doctor"])
+    assert "semantic  words only; not installed: tokenizers" in doctor.output
+
+
+def test_reindex_needs_to_be_told_what_to_rebuild(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["--db", str(tmp_path / "x.db"), "reindex"])
+    assert result.exit_code == 2 and "--semantic" in result.output

@@ -28,7 +28,7 @@ from bot.health import Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
 from bot.models import Paper
-from bot.runtime import StoreRunner
+from bot.runtime import StoreRunner, settle_gc
 from bot.scheduler import build_scheduler, scheduler_alive
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
@@ -168,6 +168,7 @@ async def _run(settings: Settings) -> None:
                 ) from exc
             log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
         await _first_start(settings, runner)
+        settle_gc()
         scheduler.start()
         if chat or not sys.stdin.isatty():
             if not chat:

@@ -22,7 +22,7 @@ from benchmarks.harness import p50_p99, queries
 from bot.digest import DigestRunner
 from bot.ingest import ingest_hf
 from bot.models import Caller
-from bot.runtime import StoreRunner
+from bot.runtime import StoreRunner, settle_gc
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
 from bot.store import Store
@@ -71,6 +71,7 @@ async def _measure(path: Path) -> dict[str, float]:
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     source = HuggingFaceSource(client, "http://hf.test/api")
     first = digest_bench.DUE.date() - timedelta(days=DAYS - 1)
+    settle_gc()  # as `paperbot run` does once it has started
     background = asyncio.gather(
         ingest_hf(runner, source, digest_bench.DUE, since=first, until=digest_bench.DUE.date()),
         digests.tick(),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bot import digest as digest_module
 from bot.digest import (
     MAX_ATTEMPTS,
     DigestRunner,
@@ -792,3 +793,35 @@ def test_the_due_query_uses_the_next_due_index(store: Store) -> None:
     text = " ".join(str(row[-1]) for row in plan)
     assert "idx_subscribers_next_due_at" in text
     assert "SCAN s " not in text + " "
+
+
+async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_full(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every claim batch runs out of time after one unit of work (a paper loaded or analysed),
+    # so digests are built across many store calls: none may be lost, doubled or cut short.
+    ids = [await env.subscriber(f"user{i}", ["kv cache", "quantization"], BERLIN) for i in range(4)]
+    kv = [await kv_paper(env) for _ in range(3)]
+    await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
+    expected = {
+        sid: (await env.do(preview, await env.get(sid), utc(2026, 5, 4, 7, 0))).paper_ids
+        for sid in ids
+    }
+    assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
+    calls: list[None] = []
+    claim_due = digest_module._claim_due
+
+    def counted(*args: Any) -> Any:
+        calls.append(None)
+        return claim_due(*args)
+
+    monkeypatch.setattr(digest_module, "_claim_due", counted)
+    monkeypatch.setattr(digest_module, "CLAIM_BUDGET_SECONDS", -1.0)
+    monkeypatch.setattr(digest_module, "LOAD_CHUNK", 1)
+    monkeypatch.setattr(digest_module, "ANALYZE_CHUNK", 1)
+    report = await env.tick(utc(2026, 5, 4, 7, 0))
+    assert report.sent == 4
+    sent = {d.subscriber.id: d.digest.paper_ids for d in env.destination.delivered}
+    assert sent == expected
+    assert len(calls) > 10, len(calls)  # cut short mid-digest, not only between subscribers
+    assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()

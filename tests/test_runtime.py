@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bot.runtime import StoreRunner
+from bot.runtime import FULL_GC_EVERY, StoreRunner, settle_gc
 from bot.store import Store
 
 
@@ -82,3 +83,14 @@ async def test_close_closes_the_store_and_refuses_later_calls() -> None:
         store.conn.execute("SELECT 1")
     with pytest.raises(RuntimeError, match="closed"):
         await runner.call(lambda s: None)
+
+
+def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_gc()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (before[0], before[1], FULL_GC_EVERY)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -80,7 +80,7 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tuple[str, str]]:
             fill(store, size, seed=7, at=EPOCH)
             _random_vectors(store)
             w50, w99 = _lookups(store)
-            store.semantic = semantic
+            store.semantic = semantic = Semantic(encoder)
             index_mb = semantic.sync(store).nbytes / 1e6
             s50, s99 = _lookups(store)
             store.close()
@@ -91,7 +91,6 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000)) -> list[tuple[str, str]]:
                     f" / p99 {s99:.1f} ms; vectors in memory ~{index_mb:.0f} MB",
                 )
             )
-            semantic.index = type(semantic.index)(encoder.dim)
     return rows
 
 

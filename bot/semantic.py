@@ -370,27 +370,31 @@ class Semantic:
             rows.append(found)
         return np.stack(rows)
 
+    def _scores(
+        self, store: Store, topic: Topic, pool: Collection[int] | None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]] | None:
+        queries = self.query_vectors(topic)
+        return None if queries is None else self.sync(store).scores(queries, pool)
+
     def similar(
         self, store: Store, topic: Topic, pool: Collection[int] | None = None
     ) -> dict[int, float]:
         """Cosine similarity to the topic (its closest group) by rowid: every embedded paper,
         or those in `pool`."""
-        queries = self.query_vectors(topic)
-        if queries is None:
+        found = self._scores(store, topic, pool)
+        if found is None:
             return {}
-        rowids, best = self.sync(store).scores(queries, pool)
+        rowids, best = found
         return dict(zip(rowids.tolist(), best.tolist(), strict=True))
 
-    def nearest(
-        self, store: Store, topic: Topic, k: int, pool: Collection[int] | None = None
-    ) -> list[tuple[int, float]]:
+    def nearest(self, store: Store, topic: Topic, k: int) -> list[tuple[int, float]]:
         """The `k` most similar papers, best first: (rowid, cosine)."""
         import numpy as np
 
-        queries = self.query_vectors(topic)
-        if queries is None:
+        found = self._scores(store, topic, None)
+        if found is None:
             return []
-        rowids, best = self.sync(store).scores(queries, pool)
+        rowids, best = found
         if len(best) > k:
             top = np.argpartition(-best, k)[:k]
             rowids, best = rowids[top], best[top]

@@ -171,3 +171,11 @@ def m008_paper_vectors(db: Database) -> None:
         "CREATE TRIGGER paper_vectors_gone AFTER DELETE ON papers "
         "BEGIN DELETE FROM paper_vectors WHERE paper_rowid = old.rowid; END"
     )
+
+
+@migrations()
+def m009_passage_vectors(db: Database) -> None:
+    """Vectors of an abstract's passages beside the paper's own (bot.semantic): a short topic is
+    closer to the sentences about it than to a whole abstract. Papers embedded before this
+    have none and are embedded again."""
+    db.execute("ALTER TABLE paper_vectors ADD COLUMN passages BLOB")

@@ -49,7 +49,7 @@ SEMANTIC_CANDIDATES = 50
 # ... and adds this much per unit of cosine similarity to the word score, whose top is scaled to 1.
 SEMANTIC_WEIGHT = 0.5
 # A subscription adds papers at least this similar to the topic that its words did not match.
-RELATED_MIN_SIMILARITY = 0.5
+RELATED_MIN_SIMILARITY = 0.55
 
 
 @lru_cache(maxsize=50_000)
@@ -281,7 +281,7 @@ def matches(
     if not _semantic_applies(store, topic):
         return hits
     assert store.semantic is not None
-    similar = store.semantic.similar(store, topic, window)
+    similar = store.semantic.similar(store, topic, window, keep=cap)
     near = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
     related = _related_hits(store, topic, near, window or {}, {h.paper.id for h in hits})
     # Below every word match: a match by meaning is the less certain kind.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,9 +119,8 @@ def _paper_to_values(paper: Paper, first_seen: str, now: str) -> tuple[Any, ...]
     )
 
 
-def paper_text(title: str, summary: str | None) -> str:
-    """The text a paper is embedded from: its title, then its abstract."""
-    return f"{title}. {summary}" if summary else title
+# Papers with no vectors from the model, or (embedded before m009) none for their passages.
+_NO_VECTORS = "(v.paper_rowid IS NULL OR v.passages IS NULL)"
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -316,29 +315,31 @@ class Store:
 
     # -- paper vectors (the optional semantic extra; see bot.semantic) --------------------------
 
-    def papers_without_vectors(self, model: str, limit: int) -> list[tuple[int, str]]:
-        """Up to `limit` papers with no vector from `model`, newest first: (rowid, text)."""
+    def papers_without_vectors(self, model: str, limit: int) -> list[tuple[int, str, str | None]]:
+        """Up to `limit` papers lacking vectors from `model`, newest first: (rowid, title,
+        abstract). A paper embedded before passages were stored (migration m009) lacks them."""
         sql = (
             "SELECT p.rowid, p.title, p.summary FROM papers AS p "
             "LEFT JOIN paper_vectors AS v ON v.paper_rowid = p.rowid AND v.model = ? "
-            "WHERE v.paper_rowid IS NULL ORDER BY p.rowid DESC LIMIT ?"
+            f"WHERE {_NO_VECTORS} ORDER BY p.rowid DESC LIMIT ?"
         )
-        return [(int(r[0]), paper_text(r[1], r[2])) for r in self.conn.execute(sql, [model, limit])]
+        return [(int(r[0]), r[1], r[2]) for r in self.conn.execute(sql, [model, limit])]
 
     def count_without_vectors(self, model: str) -> int:
-        """How many papers have no vector from `model` (for progress bars)."""
+        """How many papers lack vectors from `model` (for progress bars)."""
         sql = (
             "SELECT count(*) FROM papers AS p LEFT JOIN paper_vectors AS v "
-            "ON v.paper_rowid = p.rowid AND v.model = ? WHERE v.paper_rowid IS NULL"
+            f"ON v.paper_rowid = p.rowid AND v.model = ? WHERE {_NO_VECTORS}"
         )
         return int(self.conn.execute(sql, [model]).fetchone()[0])
 
-    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes]]) -> None:
-        """Store (rowid, vector bytes) pairs, replacing older vectors of those papers."""
+    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Store (rowid, paper vector, its passages' vectors) rows, replacing older ones."""
         with self.conn:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec) VALUES (?, ?, ?)",
-                [(rowid, model, blob) for rowid, blob in rows],
+                "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec, passages) "
+                "VALUES (?, ?, ?, ?)",
+                [(rowid, model, vec, passages) for rowid, vec, passages in rows],
             )
 
     def clear_vectors(self) -> None:
@@ -350,6 +351,15 @@ class Store:
         """Every stored (rowid, vector bytes) of `model`, by rowid."""
         sql = "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? ORDER BY paper_rowid"
         for rowid, blob in self.conn.execute(sql, [model]):
+            yield int(rowid), bytes(blob)
+
+    def passages(self, model: str, rowids: Collection[int]) -> Iterator[tuple[int, bytes]]:
+        """The stored passage vectors (packed, end to end) of those papers that have them."""
+        sql = (
+            "SELECT paper_rowid, passages FROM paper_vectors WHERE model = ? AND paper_rowid IN "
+            "(SELECT value FROM json_each(?)) AND passages IS NOT NULL"
+        )
+        for rowid, blob in self.conn.execute(sql, [model, json.dumps(list(rowids))]):
             yield int(rowid), bytes(blob)
 
     def data_version(self) -> int:

@@ -27,6 +27,7 @@ from bot.search import RELATED_MIN_SIMILARITY, matches, search
 from bot.semantic import Semantic, embed_missing, embed_pending
 from bot.store import Store
 from bot.testing import add_paper, add_subscriber
+from bot.topics import parse
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -104,6 +105,67 @@ def test_a_vector_is_recomputed_only_when_its_text_changes(store: Store) -> None
     assert store.count_without_vectors(model) == 0  # upvotes are not embedded
     add_paper(store, PROTEIN[0], "Protein folding by diffusion", NOW, summary=PROTEIN[2])
     assert store.count_without_vectors(model) == 1
+
+
+def test_an_abstract_is_cut_into_passages_of_two_sentences() -> None:
+    whole, passages = semantic.paper_texts(
+        "Title",
+        "First sentence is long enough. Second one is long, too! Code is here. "
+        "Third sentence carries on? Fourth sentence ends it.",
+    )
+    assert whole.startswith("Title. First sentence")
+    # "Code is here." says nothing a topic is about: dropped.
+    assert passages == [
+        "First sentence is long enough. Second one is long, too!",
+        "Third sentence carries on? Fourth sentence ends it.",
+    ]
+    assert semantic.paper_texts("Only a title", None) == ("Only a title", [])
+
+
+def test_papers_embedded_before_passages_were_stored_count_as_missing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "papers.db")
+    add_paper(store, *SPOKEN[:2], NOW, summary=SPOKEN[2])
+    add_paper(store, *VOICE[:2], NOW, summary=VOICE[2])
+    rowids = [int(r[0]) for r in store.conn.execute("SELECT rowid FROM papers ORDER BY rowid")]
+    store.put_vectors("m", [(rowids[0], b"v", b"")])
+    # What migration m009 leaves for a paper embedded before it: a vector, no passages.
+    with store.conn:
+        store.conn.execute(
+            "INSERT INTO paper_vectors (paper_rowid, model, vec) VALUES (?, 'm', ?)",
+            [rowids[1], b"v"],
+        )
+    assert store.count_without_vectors("m") == 1
+    assert [r for r, _, _ in store.papers_without_vectors("m", 10)] == [rowids[1]]
+    assert dict(store.passages("m", rowids)) == {rowids[0]: b""}
+    store.close()
+
+
+@needs_model
+def test_a_paper_with_one_passage_on_the_topic_scores_above_its_whole_text(
+    store: Store, encoder: semantic.Encoder
+) -> None:
+    import numpy as np
+
+    summary = (
+        "We study the folding of protein backbones with a generative model of structure. "
+        "The model is conditioned on the amino acid sequence and predicts coordinates. "
+        "We also release a speech recognition system that transcribes spoken audio to text. "
+        "It is trained on thousands of hours of recorded voice. "
+        "Experiments on protein benchmarks show accurate structures for long chains."
+    )
+    add_paper(store, "2611.00004", "Protein structure from sequence", NOW, summary=summary)
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    rowid = store.conn.execute("SELECT rowid FROM papers WHERE id = '2611.00004'").fetchone()[0]
+    topic = parse("speech recognition")
+    query = store.semantic.query_vectors(topic)[0]  # type: ignore[union-attr,index]
+    whole_text, passages = semantic.paper_texts("Protein structure from sequence", summary)
+    vectors = encoder.encode([whole_text, *passages])
+    closest = float(np.max(vectors[1:] @ query))
+    expected = (1 - semantic.PASSAGE_WEIGHT) * float(vectors[0] @ query)
+    expected += semantic.PASSAGE_WEIGHT * closest
+    similarity = store.semantic.similar(store, topic, [rowid])[rowid]  # type: ignore[union-attr]
+    assert similarity == pytest.approx(expected, abs=0.01)
+    assert closest > float(vectors[0] @ query) + 0.1
 
 
 @needs_model

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.cards import card_from_hit
 from bot.errors import InvalidQuery, PaperbotError
 from bot.models import WEEKDAYS, Caller, DigestSettings, Reply, Subscriber
-from bot.search import search
+from bot.search import like_paper, search
 from bot.store import Store
 from bot.subscriptions import MAX_TOPICS, Subscriptions
 from bot.topics import MAX_TOPIC_CHARS
@@ -350,6 +350,19 @@ class Handler:
             cards=tuple(card_from_hit(h) for h in hits),
             subscribe_topic=query,
         )
+
+    def more_like(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
+        """ "More like this": papers like one the caller was shown, less those they muted."""
+        paper = self.store.get_paper(paper_id)
+        if paper is None:
+            return Reply("I don't know that paper any more.", error=True)
+        subscriber = self._existing(caller, channel=False)
+        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
+        hits = like_paper(self.store, paper, LOOKUP_LIMIT + min(len(muted), 10), now.date())
+        hits = [h for h in hits if h.paper.id not in muted][:LOOKUP_LIMIT]
+        if not hits:
+            return Reply(f"I have nothing else like “{paper.title}” yet.")
+        return Reply(f"Papers like “{paper.title}”:", cards=tuple(card_from_hit(h) for h in hits))
 
     def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:
         """Follow a topic (for the caller, or for the channel)."""

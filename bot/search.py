@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
+from bot.errors import InvalidQuery
 from bot.models import MatchReason, Paper, SearchHit
 from bot.store import Store
 from bot.topics import (
@@ -255,6 +256,30 @@ def _fuse(
         fused.append(SearchHit(paper, round(score, 4), (_related_reason(topic, sim),)))
     fused.sort(key=lambda h: (-h.score, h.paper.id))
     return fused
+
+
+def like_paper(store: Store, paper: Paper, limit: int, today: date) -> list[SearchHit]:
+    """ "More like this": with the semantic extra, the papers closest in meaning to the paper's
+    title and abstract; otherwise (or before its vector is computed) a look-up of its title's
+    words. The paper itself is left out."""
+    rowid = store.rowid_of(paper.id)
+    semantic = store.semantic
+    near = semantic.like(store, rowid, limit) if semantic is not None and rowid is not None else []
+    if near:
+        papers = store.papers_by_rowid([r for r, _ in near])
+        label = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
+        reason = MatchReason(label, "", "meaning", related=True)
+        return [
+            SearchHit(papers[r], round(sim, 4), (replace(reason, similarity=round(sim, 2)),))
+            for r, sim in near
+            if r in papers
+        ]
+    words = [w for w in paper.title.replace(":", " ").split() if len(w) > 3][:8]
+    try:
+        hits = search(store, " ".join(words) or paper.title[:100], limit=limit + 1, today=today)
+    except InvalidQuery:
+        return []
+    return [h for h in hits if h.paper.id != paper.id][:limit]
 
 
 def matches(

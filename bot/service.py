@@ -142,15 +142,9 @@ class PaperBot:
         return await self.runner.call(run)
 
     async def more_like(self, caller: Caller, paper_id: str) -> Reply:
-        """ "More like this": a look-up built from the paper's title."""
-        paper = await self.runner.call(lambda store: store.get_paper(paper_id))
-        if paper is None:
-            return Reply("I don't know that paper any more.", error=True)
-        words = [w for w in paper.title.replace(":", " ").split() if len(w) > 3][:8]
-        topic = " ".join(words) or paper.title[:100]
-        reply = await self.handle(caller, "search " + topic)
-        cards = tuple(c for c in reply.cards if c.paper_id != paper_id)
-        return replace(reply, text=f"Papers like “{paper.title}”:", cards=cards)
+        """ "More like this": papers close to one the caller was shown (`Handler.more_like`)."""
+        now = self.clock()
+        return await self.runner.call(lambda store: Handler(store).more_like(caller, paper_id, now))
 
     async def _with_fallback(self, query: str, reply: Reply) -> Reply:
         assert self.fallback is not None

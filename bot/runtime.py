@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from bot import topics
 from bot.store import Store
 
 P = ParamSpec("P")
@@ -94,6 +95,9 @@ def settle_gc() -> None:
     """Once start-up is done: exempt what it built from collection, and collect fully less often."""
     # Modules, adapters and the lexicon live as long as the process: scanning them again in
     # every full collection is a third of its cost. Young cycles are still collected as before.
+    # The lexicon's index is built lazily: built now, the first look-up does not wait for it,
+    # and it is frozen with the rest.
+    topics.prepare()
     gc.collect()
     gc.freeze()
     young, middle, _ = gc.get_threshold()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import topics
 from bot.runtime import FULL_GC_EVERY, StoreRunner, settle_gc
 from bot.store import Store
 
@@ -90,6 +91,7 @@ def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() ->
     try:
         settle_gc()
         assert gc.get_freeze_count() > 0
+        assert topics._lexicon_index.cache_info().currsize == 1  # built before the freeze
         assert gc.get_threshold() == (before[0], before[1], FULL_GC_EVERY)
     finally:
         gc.unfreeze()

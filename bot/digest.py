@@ -178,6 +178,10 @@ CLAIM_BUDGET_SECONDS = 0.04
 # analysed between two looks at the clock (0.2 ms each).
 LOAD_CHUNK = 200
 ANALYZE_CHUNK = 16
+# Scoring one analysed candidate (0.03 ms at the median): a topic's scoring, which cannot stop
+# half-way (up to 40 ms for 1,000 candidates), is left to the next batch when it would not fit
+# in what is left of this one.
+SCORE_SECONDS = 0.00003
 
 _WindowKey = tuple[datetime, datetime]
 _HitsKey = tuple[str, datetime, datetime, date]
@@ -197,10 +201,13 @@ class MatchCache:
     topic's candidates stop with `OutOfTime` once it has passed, keeping what was done: the
     next claim batch takes it up where it stopped. The first batch of a tick would otherwise
     load and analyse the whole window in one store call (230 ms of CPU for 1,000 papers).
+    Scoring a topic's candidates is not started when it would end past the deadline, unless
+    nothing else was done since the deadline was set.
     """
 
     def __init__(self) -> None:
-        self.deadline: float | None = None
+        self._deadline: float | None = None
+        self._worked = False  # any unit of work done since the deadline was set
         self._papers: dict[_WindowKey, dict[int, Paper]] = {}
         self._loading: dict[_WindowKey, tuple[list[int], dict[int, Paper]]] = {}
         self._hits: dict[_HitsKey, list[SearchHit] | InvalidQuery] = {}
@@ -208,9 +215,31 @@ class MatchCache:
         self._analysing: dict[_HitsKey, tuple[list[Paper], int]] = {}
         self._cards: dict[int, PaperCard] = {}
 
+    @property
+    def deadline(self) -> float | None:
+        """When the current claim batch must stop (a `time.perf_counter()` value), or None."""
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._deadline = value
+        self._worked = False
+
     def _check(self) -> None:
         # Called after a unit of work, never before: every call makes progress.
-        if self.deadline is not None and time.perf_counter() > self.deadline:
+        self._worked = True
+        if self._deadline is not None and time.perf_counter() > self._deadline:
+            raise OutOfTime
+
+    def progressed(self) -> None:
+        """The batch kept some work of its own (a subscriber handled): what does not fit in
+        its budget may now wait for the next batch."""
+        self._worked = True
+
+    def _check_room(self, seconds: float) -> None:
+        # Before work that cannot stop half-way: leave it to a fresh batch if it would not fit.
+        late = self._deadline is not None and time.perf_counter() + seconds > self._deadline
+        if late and self._worked:
             raise OutOfTime
 
     def card(self, hit: SearchHit) -> PaperCard:
@@ -254,10 +283,12 @@ class MatchCache:
                         analyze_paper(paper)
                     self._analysing[key] = (candidates, offset + ANALYZE_CHUNK)
                     self._check()
+                self._check_room(len(candidates) * SCORE_SECONDS)
                 del self._analysing[key]
                 self._hits[key] = matches(
                     store, parsed, papers=candidates, today=today, window=papers
                 )
+                self._worked = True
             except InvalidQuery as error:
                 self._hits[key] = error
         found = self._hits[key]
@@ -477,9 +508,11 @@ def _claim_batch(
     plan: _Plan,
 ) -> None:
     for subscriber in candidates:
-        if plan.examined and time.perf_counter() > deadline:
-            plan.more = True
-            break
+        if plan.examined:
+            cache.progressed()
+            if time.perf_counter() > deadline:
+                plan.more = True
+                break
         plan.examined += 1
         settings = subscriber.settings
         topics = topics_of.get(subscriber.id, [])

@@ -53,10 +53,24 @@ SEMANTIC_WEIGHT = 0.5
 RELATED_MIN_SIMILARITY = 0.55
 
 
-@lru_cache(maxsize=50_000)
 def analyze_paper(paper: Paper) -> AnalyzedPaper:
-    """Analyse a paper once and reuse it for every topic (digest runs score many topics)."""
-    return analyze(paper.title, paper.summary, paper.ai_keywords, paper.authors, paper.categories)
+    """Analyse a paper once and reuse it for every topic (digest runs score many topics).
+
+    Kept by the analysed fields, not the whole paper: an ingest analyses papers before it
+    stores them (see `bot.ingest`), and a paper re-listed with new upvotes keeps its analysis.
+    """
+    return _analyzed(paper.title, paper.summary, paper.ai_keywords, paper.authors, paper.categories)
+
+
+@lru_cache(maxsize=50_000)
+def _analyzed(
+    title: str,
+    summary: str,
+    keywords: tuple[str, ...],
+    authors: tuple[str, ...],
+    categories: tuple[str, ...],
+) -> AnalyzedPaper:
+    return analyze(title, summary, keywords, authors, categories)
 
 
 @dataclass(frozen=True)

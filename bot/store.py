@@ -177,6 +177,13 @@ class Store:
         """Close the connection."""
         self.conn.close()
 
+    @property
+    def wal_path(self) -> str | None:
+        """The database file when it is in WAL mode (another connection may checkpoint it)."""
+        mode = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
+        file = str(self.conn.execute("PRAGMA database_list").fetchone()[2])
+        return file if mode == "wal" and file else None
+
     # -- papers ---------------------------------------------------------------------------
 
     def upsert_papers(self, papers: Iterable[Paper], now: datetime) -> UpsertStats:

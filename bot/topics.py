@@ -62,9 +62,21 @@ NARROWER_FACTOR = 0.6
 # -- words and stems --------------------------------------------------------------------------
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _drop_combining(found: re.Match[str]) -> str:
+    return "" if unicodedata.combining(found.group()) else found.group()
+
+
 def _fold(text: str) -> str:
+    # Lower case without accents. Checking every character in Python was a third of analysing
+    # a paper (0.1 of 0.34 ms): ASCII text (almost every abstract) has nothing to decompose or
+    # drop, and elsewhere only the non-ASCII characters need a look.
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_ASCII.sub(_drop_combining, decomposed)
 
 
 def words(text: str) -> list[str]:
@@ -223,6 +235,11 @@ class _Item:
 @dataclass
 class _GroupDraft:
     items: list[_Item] = field(default_factory=list)
+
+
+def prepare() -> None:
+    """Build the lexicon's index now (about 50 ms) rather than in the first look-up."""
+    _lexicon_index()
 
 
 def _phrase_concept(tokens: list[str], title_only: bool) -> Concept:

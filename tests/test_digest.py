@@ -825,3 +825,35 @@ async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_fu
     assert sent == expected
     assert len(calls) > 10, len(calls)  # cut short mid-digest, not only between subscribers
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
+
+
+async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyone_in_full(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scoring a topic's candidates cannot stop half-way, so a batch that has done some work
+    # leaves a scoring that would overrun its budget to the next batch (here: every one).
+    ids = [
+        await env.subscriber(f"user{i}", ["kv cache", "quantization", "agents"], BERLIN)
+        for i in range(3)
+    ]
+    kv = [await kv_paper(env) for _ in range(2)]
+    await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
+    expected = {
+        sid: (await env.do(preview, await env.get(sid), utc(2026, 5, 4, 7, 0))).paper_ids
+        for sid in ids
+    }
+    assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
+    calls: list[None] = []
+    claim_due = digest_module._claim_due
+
+    def counted(*args: Any) -> Any:
+        calls.append(None)
+        return claim_due(*args)
+
+    monkeypatch.setattr(digest_module, "_claim_due", counted)
+    monkeypatch.setattr(digest_module, "SCORE_SECONDS", 3600.0)
+    report = await env.tick(utc(2026, 5, 4, 7, 0))
+    assert report.sent == 3
+    assert {d.subscriber.id: d.digest.paper_ids for d in env.destination.delivered} == expected
+    assert len(calls) >= 3, len(calls)  # one topic scored per batch
+    assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.runtime import FULL_GC_EVERY, StoreRunner, settle_gc
+from bot import topics
+from bot.runtime import BACKSTOP_PAGES, FULL_GC_EVERY, StoreRunner, settle_gc
 from bot.store import Store
 
 
@@ -90,7 +91,61 @@ def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() ->
     try:
         settle_gc()
         assert gc.get_freeze_count() > 0
+        assert topics._lexicon_index.cache_info().currsize == 1  # built before the freeze
         assert gc.get_threshold() == (before[0], before[1], FULL_GC_EVERY)
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+async def test_a_file_store_is_checkpointed_by_its_own_thread_not_by_commits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ck.db"
+    others = set(threading.enumerate())
+    runner = StoreRunner(Store.open(path), checkpoint_every=0.01)
+    ours = [t for t in threading.enumerate() if t not in others]
+    try:
+        backstop = await runner.call(
+            lambda s: s.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+        )
+        assert backstop == BACKSTOP_PAGES
+        assert "paperbot-checkpoint" in {t.name for t in ours}
+        before = path.stat().st_size
+
+        def write(store: Store) -> None:
+            with store.conn:
+                store.conn.execute("CREATE TABLE filler (x BLOB)")
+                store.conn.executemany(
+                    "INSERT INTO filler VALUES (?)", [(b"x" * 4000,) for _ in range(200)]
+                )
+
+        await runner.call(write)
+        # The pages reach the database file without any commit checkpointing (200 < 10,000).
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 200 * 4000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert path.stat().st_size >= before + 200 * 4000
+        # A reader on another connection sees the rows.
+        assert await asyncio.to_thread(_count_filler, path) == 200
+    finally:
+        await runner.close()
+    assert not any(t.is_alive() for t in ours)
+
+
+def _count_filler(path: Path) -> int:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM filler").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_memory_store_has_no_checkpoint_thread() -> None:
+    runner = StoreRunner(Store.open(":memory:"))
+    try:
+        assert await runner.call(lambda s: s.wal_path) is None
+    finally:
+        await runner.close()

@@ -238,3 +238,28 @@ def test_arxiv_broken_entity_skips_only_that_entry(caplog: pytest.LogCaptureFixt
     assert len(papers) == 19
     assert not any(marker in p.title for p in papers)
     assert any("entry 2" in r.message and "not valid XML" in r.message for r in caplog.records)
+
+
+async def test_ingest_analyses_papers_before_look_ups_see_them(
+    runner: StoreRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import search
+
+    async with client(lambda r: httpx.Response(200, json=HF_DAY)) as c:
+        hf = HuggingFaceSource(c, "http://127.0.0.1/api")
+        report = await ingest_hf(runner, hf, NOW, since=NOW.date(), until=NOW.date())
+    assert report.stats.new == len(HF_DAY)
+    analysed: list[str] = []
+    real = search.analyze
+
+    def counting(title: str, *args: object, **kwargs: object) -> object:
+        analysed.append(title)
+        return real(title, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search, "analyze", counting)
+    warm = await runner.call(lambda s: search.search(s, "LLM agents", today=NOW.date()))
+    assert warm and analysed == []  # every paper it scored was analysed during the ingest
+    # ... and the ingest's analyses are the ones a look-up would have made itself.
+    search._analyzed.cache_clear()
+    cold = await runner.call(lambda s: search.search(s, "LLM agents", today=NOW.date()))
+    assert analysed and cold == warm

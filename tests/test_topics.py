@@ -1,5 +1,7 @@
 import contextlib
+import re
 import sqlite3
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 from bot.errors import InvalidQuery
 from bot.search import matches, search
 from bot.store import Store
-from bot.topics import analyze, concept_hit, parse, stems
+from bot.topics import analyze, concept_hit, parse, stems, words
 
 HOSTILE = [
     "kv-cache",
@@ -177,6 +179,24 @@ def test_narrower_terms_match_as_related() -> None:
     assert hit.reason is not None and hit.reason.related
     direct = concept_hit(concept, analyze(title="Parameter-efficient tuning", abstract=""))
     assert direct.score > hit.score
+
+
+def _words_reference(text: str) -> list[str]:
+    # The character-by-character folding the fast path in `bot.topics` must agree with.
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.findall(r"[^\W_]+", folded)
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_words_fold_accents_as_before(text: str) -> None:
+    assert words(text) == _words_reference(text)
+
+
+def test_words_fold_accents() -> None:
+    assert words("Café naïve Ångström ﬁne") == ["cafe", "naive", "angstrom", "fine"]
+    assert words("Plain ASCII, kv-cache") == _words_reference("Plain ASCII, kv-cache")
 
 
 def test_stems_fold_plurals_and_spelling() -> None:

@@ -187,8 +187,6 @@ def parse_days(value: str) -> tuple[int, ...]:
     text = " ".join(value.lower().split())
     if text in _DAY_SETS:
         return _DAY_SETS[text]
-    if not text:
-        raise CommandError("Which days? For example `mon-fri`, `daily` or `mon,wed,fri`.")
     days: set[int] = set()
     for part in re.split(r"[,\s]+", text):
         if not part:
@@ -200,6 +198,8 @@ def parse_days(value: str) -> tuple[int, ...]:
             days.update(span)
         else:
             days.add(_day(part))
+    if not days:  # "" or only separators (", ,")
+        raise CommandError("Which days? For example `mon-fri`, `daily` or `mon,wed,fri`.")
     return tuple(sorted(days))
 
 

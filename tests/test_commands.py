@@ -75,8 +75,9 @@ def test_parse_values() -> None:
     assert parse_days("fri-mon") == (0, 4, 5, 6)
     assert parse_days("Mon, Wed,fri") == (0, 2, 4)
     assert parse_days("daily") == tuple(range(7))
-    with pytest.raises(CommandError):
-        parse_days("someday")
+    for bad in ("someday", ",", " , ,"):
+        with pytest.raises(CommandError):
+            parse_days(bad)
 
 
 def test_subscribe_list_unsubscribe_round_trip(handler: Handler) -> None:
@@ -113,6 +114,8 @@ def test_settings_change_and_validation(handler: Handler) -> None:
         "settings time",
         "settings colour blue",
         "settings days",
+        "settings days ,",
+        "settings days , ,",
     ):
         reply = handler.handle_text(ALICE, bad, NOW)
         assert reply.error, bad

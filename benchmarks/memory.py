@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.harness import queries
+from bot.semantic import missing
 
 # Runs `paperbot console` and then reports the process's own peak RSS (VmHWM). Not the
 # parent's rusage: on Linux a child's ru_maxrss starts from the parent's at fork, and the
@@ -45,12 +46,18 @@ def _peak_mb(imports: str, stdin: str, env: dict[str, str]) -> float:
 
 def run(path: Path) -> dict[str, float]:
     """Peak RSS (MB) of `paperbot console` doing every dev-set look-up twice and a digest
-    preview over the store at `path`, without and with both chat adapters loaded."""
+    preview over the store at `path`: matching words, without and with both chat adapters
+    loaded; and, when the semantic extra is installed, with its model loaded (the store has no
+    vectors: at 1M papers they would add about 400 MB, see docs/semantic.md)."""
     lines = [f"/papers search {q}" for q in queries()] * 2
     lines += ["/papers subscribe MoE", "/papers subscribe KV cache", "/papers digest"]
     env = {**os.environ, "PAPERBOT_DB": str(path), "PAPERBOT_LOG_LEVEL": "WARNING"}
+    words = {**env, "PAPERBOT_SEMANTIC": "off"}
     text = "\n".join(lines) + "\n"
-    return {
-        "console_peak_mb": _peak_mb("", text, env),
-        "with_adapters_peak_mb": _peak_mb(ADAPTERS, text, env),
+    found = {
+        "console_peak_mb": _peak_mb("", text, words),
+        "with_adapters_peak_mb": _peak_mb(ADAPTERS, text, words),
     }
+    if missing() is None:
+        found["semantic_peak_mb"] = _peak_mb("", text, {**env, "PAPERBOT_SEMANTIC": "auto"})
+    return found

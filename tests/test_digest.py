@@ -796,19 +796,13 @@ def test_the_due_query_uses_the_next_due_index(store: Store) -> None:
     assert "SCAN s " not in text + " "
 
 
-async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_full(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Every claim batch runs out of time after one unit of work (a paper loaded or analysed),
-    # so digests are built across many store calls: none may be lost, doubled or cut short.
-    ids = [await env.subscriber(f"user{i}", ["kv cache", "quantization"], BERLIN) for i in range(4)]
-    kv = [await kv_paper(env) for _ in range(3)]
-    await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
-    expected = {
-        sid: (await env.do(preview, await env.get(sid), utc(2026, 5, 4, 7, 0))).paper_ids
-        for sid in ids
-    }
-    assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
+async def _previews(env: Env, ids: list[int], now: datetime) -> dict[int, tuple[str, ...]]:
+    """What each subscriber's digest would hold at `now`, built in one go."""
+    return {sid: (await env.do(preview, await env.get(sid), now)).paper_ids for sid in ids}
+
+
+def _count_claim_batches(monkeypatch: pytest.MonkeyPatch) -> list[None]:
+    """A list that gains an item per claim batch from now on."""
     calls: list[None] = []
     claim_due = digest_module._claim_due
 
@@ -817,6 +811,20 @@ async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_fu
         return claim_due(*args)
 
     monkeypatch.setattr(digest_module, "_claim_due", counted)
+    return calls
+
+
+async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_full(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every claim batch runs out of time after one unit of work (a paper loaded or analysed),
+    # so digests are built across many store calls: none may be lost, doubled or cut short.
+    ids = [await env.subscriber(f"user{i}", ["kv cache", "quantization"], BERLIN) for i in range(4)]
+    kv = [await kv_paper(env) for _ in range(3)]
+    await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
+    expected = await _previews(env, ids, utc(2026, 5, 4, 7, 0))
+    assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
+    calls = _count_claim_batches(monkeypatch)
     monkeypatch.setattr(digest_module, "CLAIM_BUDGET_SECONDS", -1.0)
     monkeypatch.setattr(digest_module, "LOAD_CHUNK", 1)
     monkeypatch.setattr(digest_module, "ANALYZE_CHUNK", 1)
@@ -839,19 +847,9 @@ async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyon
     ]
     kv = [await kv_paper(env) for _ in range(2)]
     await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
-    expected = {
-        sid: (await env.do(preview, await env.get(sid), utc(2026, 5, 4, 7, 0))).paper_ids
-        for sid in ids
-    }
+    expected = await _previews(env, ids, utc(2026, 5, 4, 7, 0))
     assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
-    calls: list[None] = []
-    claim_due = digest_module._claim_due
-
-    def counted(*args: Any) -> Any:
-        calls.append(None)
-        return claim_due(*args)
-
-    monkeypatch.setattr(digest_module, "_claim_due", counted)
+    calls = _count_claim_batches(monkeypatch)
     monkeypatch.setattr(digest_module, "SCORE_SECONDS", 3600.0)
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert report.sent == 3

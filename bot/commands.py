@@ -11,6 +11,7 @@ import difflib
 import logging
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bot.cards import card_from_hit
 from bot.errors import InvalidQuery, PaperbotError
-from bot.models import WEEKDAYS, Caller, DigestSettings, Reply, Subscriber
+from bot.models import WEEKDAYS, Caller, DigestSettings, Reply, SearchHit, Subscriber
 from bot.search import like_paper, search
 from bot.store import Store
 from bot.subscriptions import MAX_TOPICS, Subscriptions
@@ -325,20 +326,24 @@ class Handler:
 
     # -- actions ---------------------------------------------------------------------------
 
+    def _unmuted(self, caller: Caller, find: Callable[[int], list[SearchHit]]) -> list[SearchHit]:
+        """The first `LOOKUP_LIMIT` hits `find(limit)` gives that the caller has not muted."""
+        subscriber = self._existing(caller, channel=False)
+        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
+        # Room for muted papers to drop out; every extra result costs scoring time.
+        hits = find(LOOKUP_LIMIT + min(len(muted), 10))
+        return [h for h in hits if h.paper.id not in muted][:LOOKUP_LIMIT]
+
     def lookup(self, caller: Caller, query: str, now: datetime) -> Reply:
         """Top papers for a topic, with why each matched."""
         if not query.strip():
             return Reply(HELP)
-        subscriber = self._existing(caller, channel=False)
-        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
         try:
-            # Room for muted papers to drop out; every extra result costs scoring time.
-            limit = LOOKUP_LIMIT + min(len(muted), 10)
-            hits = search(self.store, query, limit=limit, today=now.date())
+            hits = self._unmuted(
+                caller, lambda limit: search(self.store, query, limit=limit, today=now.date())
+            )
         except InvalidQuery as exc:
             return Reply(str(exc), error=True)
-        hits = [h for h in hits if h.paper.id not in muted]
-        hits = hits[:LOOKUP_LIMIT]
         if not hits:
             return Reply(
                 f"No papers on `{query}` in the store yet. Try other words, an acronym or its "
@@ -356,10 +361,7 @@ class Handler:
         paper = self.store.get_paper(paper_id)
         if paper is None:
             return Reply("I don't know that paper any more.", error=True)
-        subscriber = self._existing(caller, channel=False)
-        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
-        hits = like_paper(self.store, paper, LOOKUP_LIMIT + min(len(muted), 10), now.date())
-        hits = [h for h in hits if h.paper.id not in muted][:LOOKUP_LIMIT]
+        hits = self._unmuted(caller, lambda limit: like_paper(self.store, paper, limit, now.date()))
         if not hits:
             return Reply(f"I have nothing else like “{paper.title}” yet.")
         return Reply(f"Papers like “{paper.title}”:", cards=tuple(card_from_hit(h) for h in hits))

@@ -225,8 +225,8 @@ def _semantic_applies(store: Store, topic: Topic) -> bool:
     )
 
 
-def _related_reason(topic: Topic, similarity: float) -> MatchReason:
-    return MatchReason(topic.text, "", "meaning", related=True, similarity=round(similarity, 2))
+def _related_reason(close_to: str, similarity: float) -> MatchReason:
+    return MatchReason(close_to, "", "meaning", related=True, similarity=round(similarity, 2))
 
 
 def _related_hits(
@@ -267,7 +267,7 @@ def _fuse(
     ]
     for paper, sim in _related_hits(store, topic, near, papers, {h.paper.id for h in hits}):
         score = SEMANTIC_WEIGHT * sim + _tiebreak(paper, today) / top
-        fused.append(SearchHit(paper, round(score, 4), (_related_reason(topic, sim),)))
+        fused.append(SearchHit(paper, round(score, 4), (_related_reason(topic.text, sim),)))
     fused.sort(key=lambda h: (-h.score, h.paper.id))
     return fused
 
@@ -282,9 +282,8 @@ def like_paper(store: Store, paper: Paper, limit: int, today: date) -> list[Sear
     if near:
         papers = store.papers_by_rowid([r for r, _ in near])
         label = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
-        reason = MatchReason(label, "", "meaning", related=True)
         return [
-            SearchHit(papers[r], round(sim, 4), (replace(reason, similarity=round(sim, 2)),))
+            SearchHit(papers[r], round(sim, 4), (_related_reason(label, sim),))
             for r, sim in near
             if r in papers
         ]
@@ -327,5 +326,5 @@ def matches(
     floor = min((h.score for h in hits), default=MATCH_MIN_SCORE)
     for paper, sim in sorted(related, key=lambda item: -item[1]):
         score = floor * sim / (1.0 + RELATED_MIN_SIMILARITY)
-        hits.append(SearchHit(paper, round(score, 4), (_related_reason(topic, sim),)))
+        hits.append(SearchHit(paper, round(score, 4), (_related_reason(topic.text, sim),)))
     return hits

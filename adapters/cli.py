@@ -125,6 +125,7 @@ async def _run(settings: Settings) -> None:
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     slack_web: web.Application | None = None
     scheduler = None
+    digests: DigestRunner | None = None
     try:
         if settings.slack_bot_token:
             stop, slack_web = await _start_slack(settings, bot, destinations)
@@ -177,6 +178,9 @@ async def _run(settings: Settings) -> None:
         else:
             await run_interactive(bot)
     finally:
+        # Sends in flight finish and are recorded before anything else stops.
+        if digests is not None:
+            await digests.close()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
         for stop in reversed(stoppers):
@@ -211,7 +215,7 @@ async def _start_slack(
     if not settings.slack_app_token and not secret:
         raise click.UsageError("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
     adapter = SlackAdapter(bot, client, secret or "socket-mode")
-    destinations["slack"] = SlackDestination(client)
+    destinations["slack"] = SlackDestination(client, settings.slack_history_interval_seconds)
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import os
 import random
 import signal
@@ -17,7 +16,6 @@ import socket
 import statistics
 import sys
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,6 @@ from urllib.parse import urlencode
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
-from aiohttp.test_utils import TestServer
 
 from benchmarks.corpus import synthetic_papers
 from bot.importer import import_files
@@ -34,63 +31,31 @@ from bot.store import Store
 from bot.subscriptions import Subscriptions
 from bot.testing import add_subscriber
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
-from tests.test_slack_app import api_params
+from tests.slack_fake import FakeSlack
 
 BIN = Path(sys.executable).parent
 
 
-class SlackPlatform:
-    """A fake Slack Web API: posts take `post_delay` seconds; history keeps their metadata."""
+class SlackPlatform(FakeSlack):
+    """The strict fake Slack (scopes of the manifest; Tier 1 history when asked), and a fake
+    Hugging Face on the same server."""
 
-    def __init__(self, post_delay: float = 0.0) -> None:
-        self.post_delay = post_delay
-        self.posts: list[dict[str, Any]] = []
-        self.responses: list[dict[str, Any]] = []
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self.hf_pages: dict[str, list[dict[str, Any]]] = {}
-        app = web.Application()
-        app.router.add_route("*", "/api/{method}", self.api)
-        app.router.add_post("/respond", self.respond)
-        app.router.add_get("/hf/api/daily_papers", self.daily)
-        self.server = TestServer(app, host="127.0.0.1", port=0)
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/"))
-
-    async def api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        data = await api_params(request)
-        if method == "conversations.open":
-            return web.json_response({"ok": True, "channel": {"id": f"D{data['users']}"}})
-        if method == "chat.postMessage":
-            await asyncio.sleep(self.post_delay)
-            metadata = data.get("metadata")
-            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-            self.posts.append({"channel": data["channel"], "metadata": metadata})
-            return web.json_response({"ok": True, "ts": f"{len(self.posts)}.0"})
-        if method == "conversations.history":
-            messages = [
-                {"ts": f"{n + 1}.0", "metadata": p["metadata"]}
-                for n, p in enumerate(self.posts)
-                if p["channel"] == data["channel"]
-            ]
-            return web.json_response({"ok": True, "messages": messages[::-1]})
-        if method == "auth.test":
-            return web.json_response({"ok": True, "user_id": "UBOT", "team_id": "T1"})
-        return web.json_response({"ok": True})
-
-    async def respond(self, request: web.Request) -> web.Response:
-        self.responses.append(await request.json())
-        return web.json_response({"ok": True})
+        self.app.router.add_get("/hf/api/daily_papers", self.daily)
 
     async def daily(self, request: web.Request) -> web.Response:
         items = self.hf_pages.get(request.query["date"], [])
         page, size = int(request.query.get("p", 0)), int(request.query["limit"])
         return web.json_response(items[page * size : (page + 1) * size])
 
-    def keys(self) -> Counter[str]:
-        """How many times each digest (by ledger key) was posted."""
-        return Counter(p["metadata"]["event_payload"]["key"] for p in self.posts)
+    def parts(self) -> dict[str, int]:
+        """How many messages each digest (by ledger key) says it has."""
+        return {
+            p["metadata"]["event_payload"]["key"]: int(p["metadata"]["event_payload"]["parts"])
+            for p in self.delivered
+        }
 
 
 def free_port() -> int:
@@ -99,7 +64,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bot_env(db: Path, platform: SlackPlatform, port: int) -> dict[str, str]:
+def bot_env(
+    db: Path, platform: SlackPlatform, port: int, history_interval: float = 60.0
+) -> dict[str, str]:
     return {
         **os.environ,
         "PAPERBOT_DB": str(db),
@@ -111,6 +78,7 @@ def bot_env(db: Path, platform: SlackPlatform, port: int) -> dict[str, str]:
         "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
         "SLACK_SIGNING_SECRET": SLACK_TEST_SIGNING_SECRET,
         "SLACK_API_URL": platform.url + "api/",
+        "SLACK_HISTORY_INTERVAL_SECONDS": str(history_interval),
         "SLACK_APP_TOKEN": "",
         "DISCORD_TOKEN": "",
     }
@@ -133,17 +101,26 @@ def seeded_db(path: Path, now: datetime) -> None:
     store.close()
 
 
-def add_due(path: Path, first: int, count: int, now: datetime) -> list[int]:
-    """Add subscribers whose digest is due now; returns their ids."""
+# Topics broad enough to fill a digest of 40 papers: several Slack messages.
+BROAD = ["LLM", "diffusion", "reinforcement learning", "benchmark"]
+
+
+def add_due(
+    path: Path, first: int, count: int, now: datetime, long_every: int = 0
+) -> list[int]:
+    """Add subscribers whose digest is due now; returns their ids. Every `long_every`-th one
+    gets a digest of up to 40 papers on broad topics (several messages)."""
     store = Store.open(path)
     subs = Subscriptions(store)
     due = max(now - timedelta(seconds=30), now.replace(hour=0, minute=0, second=0))
     ids = []
     for n in range(first, first + count):
-        settings = DigestSettings(max_papers=3)
+        long = bool(long_every) and n % long_every == 0
+        settings = DigestSettings(max_papers=40 if long else 3)
         subscriber = add_subscriber(
-            store, f"U{n}", ["MoE"], now - timedelta(days=1), settings, platform="slack"
-        )
+            store, f"U{n}", BROAD if long else ["MoE"], now - timedelta(days=1), settings,
+            platform="slack",
+        )  # fmt: skip
         subs.set_next_due(subscriber.id, due)
         ids.append(subscriber.id)
     store.close()
@@ -157,49 +134,106 @@ def ledger(path: Path) -> dict[int, str]:
     return rows
 
 
+def ledger_messages(path: Path) -> dict[str, list[str | None]]:
+    """Each sent digest's message ids, by ledger key, in order."""
+    store = Store.open(path)
+    rows = store.conn.execute(
+        "SELECT subscriber_id, local_date, message_id FROM digest_messages "
+        "WHERE status = 'sent' ORDER BY subscriber_id, local_date, part"
+    ).fetchall()
+    store.close()
+    found: dict[str, list[str | None]] = {}
+    for sid, day, message_id in rows:
+        found.setdefault(f"{sid}:{day}", []).append(message_id)
+    return found
+
+
+# Slack's Tier 1 (one conversations.history call a minute) with the minute shortened to this,
+# on the fake and in the bot alike, so 50 restarts' look-ups fit in a test run.
+TIER1_SECONDS = 0.5
+
+
 @pytest.mark.slow
-async def test_sigkill_at_random_moments_50_times_loses_and_repeats_nothing(
-    tmp_path: Path,
+@pytest.mark.parametrize("tier1", [False, True], ids=["manifest-scopes", "tier1-history"])
+async def test_kills_and_stops_at_random_moments_lose_and_repeat_nothing(
+    tmp_path: Path, tier1: bool
 ) -> None:
-    platform = SlackPlatform(post_delay=1.0)
+    """50 restarts, mostly SIGKILL and some SIGTERM, against a Slack that enforces the manifest's
+    scopes (and Tier 1 history): every message of every digest posted exactly once."""
+    interval = TIER1_SECONDS if tier1 else None
+    platform = SlackPlatform(post_delay=1.0, tier1_interval=interval)
     await platform.server.start_server()
     db = tmp_path / "paperbot.db"
     now = datetime.now(UTC)
     seeded_db(db, now)
-    env = bot_env(db, platform, free_port())
+    env = bot_env(db, platform, free_port(), history_interval=TIER1_SECONDS if tier1 else 60.0)
     rng = random.Random(50)
     everyone: list[int] = []
     kills_during_sends = 0
+    stops: list[tuple[int | None, str]] = []
+    started = time.monotonic()
     try:
         for round_ in range(50):
-            everyone += add_due(db, round_ * 10, 10, datetime.now(UTC))
-            before = set(platform.keys())
+            everyone += add_due(db, round_ * 10, 10, datetime.now(UTC), long_every=3)
+            before = len(platform.delivered)
             bot = await start_bot(env)
-            # Start-up takes ~2 s; 10 posts of 1 s each, 8 at a time, take ~2 s more.
+            # Start-up takes ~2 s; 10 digests (some of 3-4 messages), 8 at a time, ~4 s more.
             await asyncio.sleep(rng.uniform(0.5, 4.5))
-            bot.kill()  # SIGKILL: no cleanup, whatever it was doing
-            await bot.wait()
-            # Mid-run: this run had posted some digests and others were still to go.
-            posted = set(platform.keys())
-            kills_during_sends += bool(posted - before) and len(posted) < len(everyone)
+            if round_ % 5 == 4:
+                bot.send_signal(signal.SIGTERM)  # a graceful stop, as in a deploy
+                _, err = await bot.communicate()
+                stops.append((bot.returncode, err.decode()))
+            else:
+                bot.kill()  # SIGKILL: no cleanup, whatever it was doing
+                await bot.wait()
+            # Mid-run: this run had posted some messages and others were still to go.
+            kills_during_sends += len(platform.delivered) > before and len(
+                platform.parts()
+            ) < len(everyone)
         bot = await start_bot(env)
-        deadline = time.monotonic() + 120
-        while len(platform.keys()) < len(everyone) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            parts = platform.parts()
+            if len(parts) == len(everyone) and len(platform.keys()) == sum(parts.values()):
+                break
             await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)  # anything still going would show up as a duplicate
+        await asyncio.sleep(1.5)  # anything still going would show up as a duplicate
         bot.send_signal(signal.SIGTERM)
-        await bot.wait()
+        _, err = await bot.communicate()
+        stops.append((bot.returncode, err.decode()))
     finally:
         await platform.server.close()
-    keys = platform.keys()
+    elapsed = time.monotonic() - started
+    keys, parts = platform.keys(), platform.parts()
     statuses = ledger(db)
-    today = {p["metadata"]["event_payload"]["key"].split(":")[1] for p in platform.posts}
+    today = {key.split(":")[1] for key in parts}
     assert len(today) <= 2  # one local date (two if the test ran across midnight UTC)
-    assert sorted(int(k.split(":")[0]) for k in keys) == sorted(everyone)  # nobody missed
-    assert set(keys.values()) == {1}  # nobody got one twice
+    assert sorted(int(k.split(":")[0]) for k in parts) == sorted(everyone)  # nobody missed
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]  # nothing twice
+    for key, count in parts.items():  # every digest complete
+        assert {part for k, part in keys if k == key} == set(range(count)), key
     assert set(statuses) == set(everyone) and set(statuses.values()) == {"sent"}
-    print(f"\n50 SIGKILLs, {kills_during_sends} mid-run; {len(everyone)} digests, each sent once")
+    # The ledger keeps every message's id, in order, as Slack gave them.
+    ts_of = {
+        (p["metadata"]["event_payload"]["key"], p["metadata"]["event_payload"]["part"]): p["ts"]
+        for p in platform.delivered
+    }
+    for key, ids in ledger_messages(db).items():
+        assert ids == [ts_of[(key, n)] for n in range(parts[key])], key
+    for code, err in stops:  # graceful stops: exit 0, no error line, no traceback
+        assert code == 0 and "ERROR" not in err and "Traceback" not in err, err[-2000:]
+    assert not [r for r in platform.refused if r[1] == "missing_scope"]
+    lookups = len(platform.of("conversations.history"))
+    multi = sum(1 for n in parts.values() if n > 1)
+    print(
+        f"\n{'Tier 1' if tier1 else 'manifest scopes'}: 50 restarts ({len(stops) - 1} SIGTERM), "
+        f"{kills_during_sends} mid-run; {len(everyone)} digests ({multi} of several messages, "
+        f"{len(keys)} messages), each message once; {lookups} history calls, "
+        f"{sum(1 for r in platform.refused if r[1] == 'ratelimited')} refused as rate-limited; "
+        f"{elapsed:.0f} s"
+    )
     assert kills_during_sends >= 5  # the kills did land inside digest runs
+    assert multi >= 20
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -287,7 +321,7 @@ async def test_100_lookups_a_second_for_30_s_during_a_digest_run_and_an_ingest(
                 await asyncio.sleep(max(0.0, start + n / 100 - time.perf_counter()))
                 tasks.append(asyncio.create_task(one(n)))
             await asyncio.gather(*tasks)
-        digests_during = len(platform.posts)
+        digests_during = len(platform.delivered)
     finally:
         bot.send_signal(signal.SIGTERM)
         await bot.wait()

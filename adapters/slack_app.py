@@ -55,6 +55,8 @@ CHANNEL_POST_INTERVAL = 1.0  # Slack allows about one message per second per cha
 # conversations.history for apps outside the Marketplace (2025): 1 call a minute, 15 messages.
 HISTORY_INTERVAL_SECONDS = 60.0
 HISTORY_PAGE = 15
+# What crash recovery needs to look a digest message up, by where digests go.
+RECOVERY_SCOPES = ("im:history", "channels:history", "groups:history")
 # Commands after which the App Home view is out of date.
 CHANGES_HOME = frozenset(
     {"subscribe", "sub", "unsubscribe", "unsub", "settings", "pause", "resume"}
@@ -67,6 +69,39 @@ def error_code(exc: SlackApiError) -> str:
     if isinstance(data, dict) and data.get("error"):
         return str(data["error"])
     return f"http_{getattr(exc.response, 'status_code', '?')}"
+
+
+def missing_recovery_scopes(granted: str) -> list[str]:
+    """The history scopes crash recovery needs that a token's `X-OAuth-Scopes` lacks."""
+    have = {scope.strip() for scope in granted.split(",")}
+    return [scope for scope in RECOVERY_SCOPES if scope not in have]
+
+
+def guarantee(missing: list[str]) -> str:
+    """Which delivery promise holds for a token lacking these history scopes, and why."""
+    if not missing:
+        return "exactly once (a message cut by a crash is looked up in the conversation's history)"
+    return (
+        f"at least once: the token lacks {', '.join(missing)}, so a message cut by a crash "
+        "is sent again (reinstall the app from deploy/slack-manifest.yml)"
+    )
+
+
+async def log_guarantee(client: AsyncWebClient) -> None:
+    """Say in one log line which delivery promise this workspace's token allows."""
+    try:
+        response = await client.auth_test()
+    except SlackApiError as exc:
+        log.error("slack: auth.test refused the bot token (%s)", error_code(exc))
+        return
+    except Exception as exc:  # unreachable: the adapter's own calls will say more
+        log.warning("slack: could not check the token's scopes: %r", exc)
+        return
+    missing = missing_recovery_scopes(str(response.headers.get("x-oauth-scopes", "")))
+    if missing:
+        log.warning("slack digests are %s", guarantee(missing))
+    else:
+        log.info("slack digests are %s", guarantee(missing))
 
 
 def web_client(token: str, api_url: str | None = None) -> AsyncWebClient:

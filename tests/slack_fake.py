@@ -182,7 +182,9 @@ class FakeSlack:
             return oldest < ts < latest
 
         found = [
-            d for d in reversed(self.delivered) if d["channel"] == channel and within(float(d["ts"]))
+            d
+            for d in reversed(self.delivered)
+            if d["channel"] == channel and within(float(d["ts"]))
         ]
         start = int(data.get("cursor") or 0)
         size = min(int(data.get("limit") or 100), HISTORY_PAGE_MAX)
@@ -206,6 +208,12 @@ class FakeSlack:
                 "response_metadata": {"next_cursor": str(start + size) if more else ""},
             }
         )
+
+    def add_message(self, channel: str, text: str) -> str:
+        """A message someone else wrote in a conversation (it shows in its history)."""
+        ts = self._next_ts()
+        self.delivered.append({"channel": channel, "text": text, "metadata": None, "ts": ts})
+        return ts
 
     async def respond(self, request: web.Request) -> web.Response:
         self.calls.append(("respond", await request.json()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -206,7 +208,6 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
 
 
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:
-    from datetime import timedelta
 
     from bot.digest import DigestRunner
     from bot.testing import add_paper, add_subscriber
@@ -345,7 +346,6 @@ async def test_nobody_can_change_someone_elses_or_a_channels_subscriptions(
 async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     fake_slack: FakeSlack,
 ) -> None:
-    from datetime import timedelta
 
     from bot.digest import DigestRunner
     from bot.testing import add_paper, add_subscriber
@@ -374,3 +374,74 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+# -- which delivery promise the token allows ------------------------------------------------------
+
+
+@pytest.mark.parametrize("lacking", [None, "im:history"])
+async def test_doctor_and_the_start_say_which_delivery_promise_holds(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, lacking: str | None
+) -> None:
+    from click.testing import CliRunner
+
+    from adapters.cli import cli
+    from adapters.slack_app import log_guarantee
+    from tests.slack_fake import manifest_scopes
+
+    fake = FakeSlack(scopes=manifest_scopes() - {lacking})
+    await fake.server.start_server()
+    try:
+        env = {
+            "PAPERBOT_DB": str(tmp_path / "paperbot.db"),
+            "PAPERBOT_HF_API_URL": "http://127.0.0.1:9/api",
+            "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+            "PAPERBOT_HTTP_PORT": "0",
+            "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
+            "SLACK_APP_TOKEN": "xapp-1-A1-2-abc",
+            "SLACK_API_URL": fake.url + "api/",
+            "DISCORD_TOKEN": "",
+        }
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["doctor"], env=env)
+        await log_guarantee(web_client(SLACK_TEST_TOKEN, fake.url + "api/"))
+    finally:
+        await fake.server.close()
+    lines = [r for r in caplog.records if r.name == "adapters.slack_app"]
+    if lacking is None:
+        assert "ok    slack     digests exactly once" in result.output
+        assert [r.levelname for r in lines] == ["INFO"] and "exactly once" in lines[0].message
+    else:
+        expected = "warn  slack     digests at least once: the token lacks im:history"
+        assert expected in result.output
+        assert [r.levelname for r in lines] == ["WARNING"]
+        assert "at least once" in lines[0].getMessage()
+    assert SLACK_TEST_TOKEN not in result.output
+
+
+async def test_a_look_up_pages_15_at_a_time_within_tier1_and_honours_retry_after() -> None:
+    fake = FakeSlack(tier1_interval=0.4)
+    await fake.server.start_server()
+    try:
+        destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake.url + "api/"), 0.4)
+        user = subscriber()
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        ts = await deliver(destination, user, digest(1), "1:2026-11-23")
+        for n in range(20):  # the reader's own messages after it: newest first, 15 a page
+            fake.add_message("DU1", f"chat {n}")
+        until = datetime.now(UTC) + timedelta(seconds=1)
+        started = time.monotonic()
+        assert await destination.find_posted(user, "1:2026-11-23", 0, since, until) == ts
+        calls = fake.of("conversations.history")
+        assert len(calls) == 2 and all(int(c["limit"]) <= 15 for c in calls)
+        assert time.monotonic() - started >= 0.4  # the second page waited its turn
+        assert not fake.refused  # paced: Slack never had to say 429
+        # Outside the window nothing is searched for, however old the conversation.
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert await destination.find_posted(user, "1:2026-11-23", 0, later, later) is None
+        # A process that does not know about the previous call (a restart) gets a 429 and
+        # waits out its Retry-After instead of failing.
+        fresh = SlackDestination(web_client(SLACK_TEST_TOKEN, fake.url + "api/"), 0.4)
+        assert await fresh.find_posted(user, "1:2026-11-23", 0, since, until) == ts
+        assert ("conversations.history", "ratelimited") in fake.refused
+    finally:
+        await fake.server.close()

@@ -36,7 +36,7 @@ from adapters.discord_embeds import (
     reply_messages,
 )
 from bot.commands import Command
-from bot.errors import DestinationGone, PostRejected
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -50,6 +50,8 @@ GONE_CODES = {
     50007: "cannot send messages to this user",
     50013: "missing permissions",
 }
+# Refusals to read a channel's history: a permission missing, not a channel gone.
+NO_HISTORY_CODES = frozenset({50001, 50013})
 MAX_CHOICES = 25
 MAX_CHOICE_CHARS = 100
 
@@ -381,8 +383,14 @@ class DiscordDestination:
                 if message.embeds and has_marker(dict(message.embeds[0].to_dict()), marker):
                     return str(message.id)
         except discord.HTTPException as exc:
+            if exc.code in NO_HISTORY_CODES:
+                # It may still post there; it only cannot read back what it posted.
+                raise LookupUnavailable(
+                    f"reading the channel's history was refused ({exc.code}): the bot needs "
+                    "Read Message History there"
+                ) from exc
             self._raise_if_gone(subscriber, exc)
-            raise
+            raise PostRejected(f"discord answered {exc.status} ({exc.code})") from exc
         return None
 
     @staticmethod

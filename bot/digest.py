@@ -999,6 +999,10 @@ class DigestRunner:
         except LookupUnavailable as why:
             self._warn_unknowable(subscriber.platform, why.reason)
             found = None
+        except DestinationGone as gone:
+            await self.runner.background(_mark_gone, subscriber.id, day, gone.reason, self.clock())
+            report.failed += 1
+            return
         except Exception as error:
             # Unknown whether it went out: resending could post it twice, so wait and ask again.
             await self._transient(subscriber, day, f"find_posted: {error!r}", report)

@@ -18,7 +18,7 @@ from adapters.discord_app import (
     client_id_from_token,
 )
 from adapters.discord_embeds import embed_size
-from bot.errors import DestinationGone, PostRejected
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
 from bot.runtime import StoreRunner
@@ -282,6 +282,19 @@ async def test_digest_by_dm_is_split_and_can_be_found_after_a_crash(
     third = await destination.find_posted(to_ada, "7:2026-11-20", 2, *window())
     assert third == fake.channel_messages["4" + ADA[1:]][2]["id"]
     assert await destination.find_posted(to_ada, "7:2026-11-21", 0, *window()) is None
+
+
+async def test_a_channel_whose_history_cannot_be_read_is_at_least_once_not_gone(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    destination = DiscordDestination(client)
+    to_channel = subscriber("channel", CHANNEL_ID)
+    fake.fail["history"] = [(403, 50001)]  # Missing Access: no Read Message History there
+    with pytest.raises(LookupUnavailable, match="Read Message History"):
+        await destination.find_posted(to_channel, "7:2026-11-20", 0, *window())
+    fake.fail["history"] = [(404, 10003)]  # Unknown Channel: gone
+    with pytest.raises(DestinationGone):
+        await destination.find_posted(to_channel, "7:2026-11-20", 0, *window())
 
 
 async def test_digest_to_a_channel(fake: FakeDiscord, client: PaperbotClient) -> None:

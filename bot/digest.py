@@ -398,19 +398,26 @@ def preview(store: Store, subscriber: Subscriber, now: datetime) -> Digest:
 
 
 @dataclass
-class _Part:
-    """One message of a digest as the ledger holds it (`digest_messages`)."""
+class _Progress:
+    """How far a digest's messages got, as the ledger row records it.
 
-    index: int
-    body: str | None  # None once sent, and for digests claimed before messages were recorded
-    status: str  # pending, sending, sent
-    started_at: datetime | None = None
-    message_id: str | None = None
+    Messages go out in order: `sent` of them are posted (their ids in `ids`); with `sending_at`
+    set, message number `sent` was being posted since then and its outcome is unknown.
+    `bodies` holds every message of a digest of several (kept until it is complete, so one cut
+    by a crash resumes with the very same messages); a one-message digest keeps none, since a
+    message that never arrived is simply rebuilt from the digest's window.
+    """
+
+    parts: int | None = None  # None until the digest is rendered
+    sent: int = 0
+    ids: list[str] = field(default_factory=list)
+    sending_at: datetime | None = None
+    bodies: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Claim:
-    """A ledger row still `claimed`: a digest whose send has not finished, and its messages."""
+    """A ledger row still `claimed`: a digest whose send has not finished."""
 
     subscriber: Subscriber
     local_date: date
@@ -418,12 +425,7 @@ class Claim:
     window_end: datetime
     attempts: int
     paper_ids: tuple[str, ...]
-    parts: list[_Part] = field(default_factory=list)
-
-    @property
-    def uncertain(self) -> _Part | None:
-        """A message whose post began but whose outcome was never recorded (a crash, a timeout)."""
-        return next((p for p in self.parts if p.status == "sending"), None)
+    progress: _Progress = field(default_factory=_Progress)
 
 
 @dataclass
@@ -431,8 +433,8 @@ class _Job:
     subscriber: Subscriber
     day: date
     paper_ids: tuple[str, ...]
-    digest: Digest | None = None  # to render, when there are no parts yet
-    parts: list[_Part] = field(default_factory=list)
+    digest: Digest | None = None  # to render, when it has no messages yet
+    progress: _Progress = field(default_factory=_Progress)
 
 
 @dataclass
@@ -500,105 +502,118 @@ def _finish(
         )
         # What was never sent will not be: its bodies need not be kept.
         store.conn.execute(
-            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ? "
-            "AND status != 'sent'",
+            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?",
             [subscriber_id, day.isoformat()],
         )
 
 
 @dataclass(frozen=True)
 class _Start:
-    """A message's post is about to begin (with all of the digest's bodies on its first)."""
+    """Message `part`'s post is about to begin; the first of a digest brings its message count
+    (and, for a digest of several, their bodies)."""
 
     subscriber_id: int
     day: date
     part: int
     at: datetime
-    bodies: tuple[str, ...] | None = None
+    parts: int | None = None
+    bodies: tuple[str, ...] = ()
 
     def apply(self, conn: sqlite3.Connection) -> None:
         key = [self.subscriber_id, self.day.isoformat()]
-        if self.bodies is not None:
-            # A digest claimed before messages were recorded kept a placeholder: replace it.
+        conn.execute(
+            "UPDATE deliveries SET sending_at = ?, parts = coalesce(?, parts) "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [utc_iso(self.at), self.parts, *key],
+        )
+        if self.bodies:
             conn.execute(
                 "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key
             )
             conn.executemany(
-                "INSERT INTO digest_messages (subscriber_id, local_date, part, body, status) "
-                "VALUES (?, ?, ?, ?, 'pending')",
+                "INSERT INTO digest_messages (subscriber_id, local_date, part, body) "
+                "VALUES (?, ?, ?, ?)",
                 [(*key, n, body) for n, body in enumerate(self.bodies)],
             )
-        conn.execute(
-            "UPDATE digest_messages SET status = 'sending', started_at = ? "
-            "WHERE subscriber_id = ? AND local_date = ? AND part = ?",
-            [utc_iso(self.at), *key, self.part],
-        )
-        # Counted before the post: a send that kills the process still counts (MAX_SENDS).
-        conn.execute(
-            "UPDATE deliveries SET attempts = attempts + 1 "
-            "WHERE subscriber_id = ? AND local_date = ?",
-            key,
-        )
 
 
 @dataclass(frozen=True)
 class _Posted:
-    """The platform accepted a message; with `first_id`, it was the digest's last."""
+    """The platform accepted message `part` (`message_id`); with `paper_ids`, it was the last."""
 
     subscriber_id: int
     day: date
     part: int
     message_id: str
     at: datetime
-    first_id: str | None = None
-    paper_ids: tuple[str, ...] = ()
+    paper_ids: tuple[str, ...] | None = None
 
     def apply(self, conn: sqlite3.Connection) -> None:
         key = [self.subscriber_id, self.day.isoformat()]
+        last = self.paper_ids is not None
+        # One statement whether or not it was the last: it is written once per message.
         conn.execute(
-            "UPDATE digest_messages SET status = 'sent', message_id = ?, sent_at = ?, "
-            "body = NULL WHERE subscriber_id = ? AND local_date = ? AND part = ?",
-            [self.message_id, utc_iso(self.at), *key, self.part],
-        )
-        if self.first_id is not None:
+            "UPDATE deliveries SET sent_parts = ? + 1, sending_at = NULL, "
+            "message_ids = json_insert(coalesce(message_ids, '[]'), '$[#]', ?), "
+            "status = iif(?, 'sent', status), finished_at = iif(?, ?, finished_at), "
+            "message_id = iif(?, coalesce(json_extract(message_ids, '$[0]'), ?), message_id), "
+            "paper_ids = coalesce(?, paper_ids), error = iif(?, NULL, error), "
+            "retry_at = iif(?, NULL, retry_at) WHERE subscriber_id = ? AND local_date = ?",
+            [
+                self.part, self.message_id, last, last, utc_iso(self.at), last,
+                self.message_id, None if self.paper_ids is None else dumps_ids(list(self.paper_ids)),
+                last, last,
+                *key,
+            ],
+        )  # fmt: skip
+        if last and self.part:
             conn.execute(
-                "UPDATE deliveries SET status = 'sent', finished_at = ?, message_id = ?, "
-                "paper_ids = ?, error = NULL, retry_at = NULL "
-                "WHERE subscriber_id = ? AND local_date = ?",
-                [utc_iso(self.at), self.first_id, dumps_ids(list(self.paper_ids)), *key],
+                "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key
             )
 
 
 @dataclass(frozen=True)
 class _NotPosted:
-    """A message certainly did not go out (refused, or not found by a look-up): send it again."""
+    """The message in flight certainly did not go out (refused, or not found by a look-up)."""
 
     subscriber_id: int
     day: date
-    part: int
 
     def apply(self, conn: sqlite3.Connection) -> None:
-        key = [self.subscriber_id, self.day.isoformat()]
-        # Without a body (claimed before messages were recorded) the digest is built again.
         conn.execute(
-            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ? "
-            "AND body IS NULL AND status != 'sent'",
-            key,
-        )
-        conn.execute(
-            "UPDATE digest_messages SET status = 'pending' "
-            "WHERE subscriber_id = ? AND local_date = ? AND part = ?",
-            [*key, self.part],
+            "UPDATE deliveries SET sending_at = NULL WHERE subscriber_id = ? AND local_date = ?",
+            [self.subscriber_id, self.day.isoformat()],
         )
 
 
-_Op = _Start | _Posted | _NotPosted
+@dataclass(frozen=True)
+class _Retaken:
+    """An unfinished digest is taken up again: one more send attempt (counted before it, so a
+    digest whose send kills the process every time is given up after MAX_SENDS)."""
+
+    subscriber_id: int
+    day: date
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1 "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            [self.subscriber_id, self.day.isoformat()],
+        )
+
+
+_Op = _Start | _Posted | _NotPosted | _Retaken
 
 
 def _apply_ops(store: Store, ops: Sequence[_Op]) -> None:
     with store.conn:
         for op in ops:
             op.apply(store.conn)
+
+
+def _seen(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()  # read, so an error reported elsewhere is not logged as lost
 
 
 class _LedgerWriter:
@@ -610,16 +625,23 @@ class _LedgerWriter:
         self._queue: list[tuple[_Op, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def write(self, op: _Op) -> None:
-        """Return once `op` is committed."""
+    def queue(self, op: _Op) -> asyncio.Future[None]:
+        """Queue `op`; the future is done once it is committed. Writes commit in queue order,
+        so whatever is queued later commits with it or after it."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((op, done))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="paperbot-ledger")
-        await asyncio.shield(done)
+        return done
+
+    async def write(self, op: _Op) -> None:
+        """Return once `op` is committed."""
+        await asyncio.shield(self.queue(op))
 
     async def _flush(self) -> None:
         while self._queue:
+            # One turn of the event loop first: the sends that are about to ask join this call.
+            await asyncio.sleep(0)
             batch, self._queue = self._queue, []
             try:
                 await self.runner.background(_apply_ops, [op for op, _ in batch])
@@ -723,7 +745,7 @@ def _claim_batch(
             store.conn.execute(
                 "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
                 "window_end, claimed_at, finished_at, paper_ids, attempts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 [
                     subscriber.id,
                     day.isoformat(),
@@ -752,41 +774,49 @@ def _claim_batch(
 
 def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[Claim]:
     """Claimed rows whose retry time has come, on platforms this process can deliver to, each
-    with its messages."""
+    with how far its messages got."""
     if not platforms:
         return []
     subs = Subscriptions(store)
     marks = ", ".join("?" for _ in platforms)
     rows = store.conn.execute(
         "SELECT d.subscriber_id, d.local_date, d.window_start, d.window_end, d.attempts, "
-        "d.paper_ids FROM deliveries AS d JOIN subscribers AS s ON s.id = d.subscriber_id "
+        "d.paper_ids, d.parts, d.sent_parts, d.message_ids, d.sending_at "
+        "FROM deliveries AS d JOIN subscribers AS s ON s.id = d.subscriber_id "
         "WHERE d.status = 'claimed' AND (d.retry_at IS NULL OR d.retry_at <= ?) "
         f"AND s.platform IN ({marks}) ORDER BY d.claimed_at",
         [utc_iso(now), *platforms],
     ).fetchall()
-    claims = {
-        (int(r[0]), str(r[1])): Claim(
-            subscriber=subs.get(int(r[0])),
-            local_date=date.fromisoformat(str(r[1])),
-            window_start=parse_utc(str(r[2])),
-            window_end=parse_utc(str(r[3])),
-            attempts=int(r[4] or 0),
-            paper_ids=tuple(json.loads(r[5] or "[]")),
+    claims = []
+    for r in rows:
+        day = date.fromisoformat(str(r[1]))
+        progress = _Progress(
+            parts=None if r[6] is None else int(r[6]),
+            sent=int(r[7] or 0),
+            ids=[str(i) for i in json.loads(r[8] or "[]")],
+            sending_at=parse_utc(str(r[9])) if r[9] else None,
         )
-        for r in rows
-    }
-    if claims:
-        for sid, day, part, body, status, started, message_id in store.conn.execute(
-            "SELECT m.subscriber_id, m.local_date, m.part, m.body, m.status, m.started_at, "
-            "m.message_id FROM digest_messages AS m JOIN deliveries AS d "
-            "ON d.subscriber_id = m.subscriber_id AND d.local_date = m.local_date "
-            "WHERE d.status = 'claimed' ORDER BY m.part"
-        ):
-            claim = claims.get((int(sid), str(day)))
-            if claim is not None:
-                at = parse_utc(str(started)) if started else None
-                claim.parts.append(_Part(int(part), body, str(status), at, message_id))
-    return list(claims.values())
+        if (progress.parts or 0) > 1:
+            progress.bodies = [
+                str(b[0])
+                for b in store.conn.execute(
+                    "SELECT body FROM digest_messages WHERE subscriber_id = ? AND local_date = ? "
+                    "ORDER BY part",
+                    [int(r[0]), day.isoformat()],
+                )
+            ]
+        claims.append(
+            Claim(
+                subscriber=subs.get(int(r[0])),
+                local_date=day,
+                window_start=parse_utc(str(r[2])),
+                window_end=parse_utc(str(r[3])),
+                attempts=int(r[4] or 0),
+                paper_ids=tuple(json.loads(r[5] or "[]")),
+                progress=progress,
+            )
+        )
+    return claims
 
 
 def _reopen(store: Store, claim: Claim, now: datetime) -> Digest | None:
@@ -931,7 +961,7 @@ class DigestRunner:
         for claim in claims:
             if (claim.subscriber.id, claim.local_date) in self._lookups:
                 continue
-            if claim.uncertain is not None:
+            if claim.progress.sending_at is not None:
                 self._look_up(claim)
                 report.looked_up += 1
             else:
@@ -986,16 +1016,16 @@ class DigestRunner:
 
     async def _settle(self, claim: Claim) -> None:
         """Ask the platform whether the uncertain message got through, then finish the digest."""
-        part = claim.uncertain
-        assert part is not None and part.started_at is not None
-        subscriber, day = claim.subscriber, claim.local_date
+        progress, subscriber, day = claim.progress, claim.subscriber, claim.local_date
+        assert progress.sending_at is not None
+        part = progress.sent
         key = ledger_key(subscriber.id, day)
         destination = self.destinations[subscriber.platform]
         report = self._settled
-        since = part.started_at - LOOKUP_MARGIN
-        until = part.started_at + timedelta(seconds=self.deliver_timeout) + LOOKUP_MARGIN
+        since = progress.sending_at - LOOKUP_MARGIN
+        until = progress.sending_at + timedelta(seconds=self.deliver_timeout) + LOOKUP_MARGIN
         try:
-            found = await destination.find_posted(subscriber, key, part.index, since, until)
+            found = await destination.find_posted(subscriber, key, part, since, until)
         except LookupUnavailable as why:
             self._warn_unknowable(subscriber.platform, why.reason)
             found = None
@@ -1007,24 +1037,21 @@ class DigestRunner:
             # Unknown whether it went out: resending could post it twice, so wait and ask again.
             await self._transient(subscriber, day, f"find_posted: {error!r}", report)
             return
+        progress.sending_at = None
         if found:
-            log.info("digest %s part %d was already posted (%s)", key, part.index, found)
-            last = part.index == len(claim.parts) - 1
-            ids = [p.message_id for p in claim.parts]
-            ids[part.index] = found
-            first = str(ids[0] or found) if last else None
+            log.info("digest %s message %d was already posted (%s)", key, part, found)
+            # A digest claimed before message counts were recorded was one message.
+            last = part + 1 >= (progress.parts or 1)
+            paper_ids = claim.paper_ids if last else None
             await self._ledger.write(
-                _Posted(subscriber.id, day, part.index, found, self.clock(), first, claim.paper_ids)
+                _Posted(subscriber.id, day, part, found, self.clock(), paper_ids)
             )
-            part.status, part.message_id, part.body = "sent", found, None
+            progress.sent, progress.ids = part + 1, [*progress.ids, found]
             if last:
                 report.recovered += 1
                 return
         else:
-            await self._ledger.write(_NotPosted(subscriber.id, day, part.index))
-            part.status = "pending"
-            if part.body is None:  # claimed before messages were recorded: build it again
-                claim.parts = [p for p in claim.parts if p.status == "sent"]
+            await self._ledger.write(_NotPosted(subscriber.id, day))
         if not self._stopping:
             await self._recover(claim, self.clock(), report)
 
@@ -1042,11 +1069,10 @@ class DigestRunner:
 
     async def _recover(self, claim: Claim, now: datetime, report: TickReport) -> None:
         """Finish a claimed digest with no uncertain message: resume it, or rebuild it."""
-        subscriber, day = claim.subscriber, claim.local_date
+        subscriber, day, progress = claim.subscriber, claim.local_date, claim.progress
         key = ledger_key(subscriber.id, day)
         report.recovered += 1
-        begun = any(p.status == "sent" for p in claim.parts)
-        if not begun and local_date(subscriber.settings, now) > day:
+        if not progress.sent and local_date(subscriber.settings, now) > day:
             log.info("digest %s not finished before its local day ended; skipped", key)
             await self.runner.background(
                 _finish, subscriber.id, day, "failed", now, error="expired"
@@ -1072,9 +1098,12 @@ class DigestRunner:
             )
             report.failed += 1
             return
-        if claim.parts:
-            await self._send(_Job(subscriber, day, claim.paper_ids, parts=claim.parts), report)
+        # Commits with the first `_Start`, which reports a failure of either.
+        self._ledger.queue(_Retaken(subscriber.id, day)).add_done_callback(_seen)
+        if progress.sent and len(progress.bodies) == progress.parts:
+            await self._send(_Job(subscriber, day, claim.paper_ids, progress=progress), report)
             return
+        # Nothing of it is out (a one-message digest keeps no body): build it again.
         digest = await self.runner.background(_reopen, claim, now)
         if digest is None:
             report.empty += 1
@@ -1088,43 +1117,48 @@ class DigestRunner:
 
     async def _send(self, job: _Job, report: TickReport) -> bool:
         """Post a digest's unsent messages in order, recording each; True when all are sent."""
-        subscriber, day = job.subscriber, job.day
+        subscriber, day, progress = job.subscriber, job.day, job.progress
         key = ledger_key(subscriber.id, day)
         destination = self.destinations[subscriber.platform]
-        part: _Part | None = None
+        in_flight = False
+        recorded: asyncio.Future[None] | None = None
         try:
             async with self._semaphore:
                 if self._stopping:
                     return False  # nothing of it started: the next start sends it
-                parts, bodies = job.parts, None
-                if not parts:
+                if progress.parts is None:
                     assert job.digest is not None
-                    bodies = tuple(destination.render(job.digest, key))
-                    parts = [_Part(n, body, "pending") for n, body in enumerate(bodies)]
-                ids = [p.message_id for p in parts]
-                for part in parts:
-                    if part.status == "sent":
-                        continue
-                    assert part.body is not None
+                    progress.bodies = destination.render(job.digest, key)
+                    progress.parts = len(progress.bodies)
+                    new: tuple[str, ...] = tuple(progress.bodies) if progress.parts > 1 else ()
+                    count: int | None = progress.parts
+                else:
+                    new, count = (), None
+                for part in range(progress.sent, progress.parts):
                     await self._ledger.write(
-                        _Start(subscriber.id, day, part.index, self.clock(), bodies)
+                        _Start(subscriber.id, day, part, self.clock(), count, new)
                     )
-                    bodies, part.status = None, "sending"
+                    new, count, in_flight = (), None, True
                     message_id = str(
                         await asyncio.wait_for(
-                            destination.post(subscriber, part.body), self.deliver_timeout
+                            destination.post(subscriber, progress.bodies[part]),
+                            self.deliver_timeout,
                         )
                     )
-                    ids[part.index] = message_id
-                    last = part.index == len(parts) - 1
-                    first = str(ids[0]) if last else None
-                    await self._ledger.write(
+                    in_flight = False
+                    last = part + 1 == progress.parts
+                    # Not awaited here: the next message's (or the next digest's) `_Start`
+                    # commits with it or after it, so no more than the send concurrency are
+                    # ever `sending`, and the two share a store call.
+                    recorded = self._ledger.queue(
                         _Posted(
-                            subscriber.id, day, part.index, message_id, self.clock(), first,
-                            job.paper_ids,
+                            subscriber.id, day, part, message_id, self.clock(),
+                            job.paper_ids if last else None,
                         )
                     )  # fmt: skip
-                    part.status, part.message_id, part.body = "sent", message_id, None
+                    progress.sent, progress.ids = part + 1, [*progress.ids, message_id]
+            if recorded is not None:
+                await asyncio.shield(recorded)
         except DestinationGone as gone:
             log.warning(
                 "digest %s for %s: destination gone (%s); marked undeliverable, no more digests "
@@ -1139,8 +1173,8 @@ class DigestRunner:
             return False
         except PostRejected as error:
             # The platform said no: the message is certainly not out, so it is simply sent again.
-            if part is not None and part.status == "sending":
-                await self._ledger.write(_NotPosted(subscriber.id, day, part.index))
+            if in_flight:
+                await self._ledger.write(_NotPosted(subscriber.id, day))
             DIGESTS_FAILED.labels(subscriber.platform, "transient").inc()
             await self._transient(subscriber, day, repr(error), report)
             return False

@@ -183,32 +183,24 @@ def m009_passage_vectors(db: Database) -> None:
 
 @migrations()
 def m010_digest_messages(db: Database) -> None:
-    """Each message of a digest, so a crash leaves only the messages in flight uncertain.
+    """How far each digest's messages got, so a crash leaves only the messages in flight
+    uncertain and a digest of several messages resumes where it stopped.
 
-    A digest is rendered once into its messages (`body`); each goes pending -> sending (the
-    post has started) -> sent (the platform accepted it, with its id; the body is dropped).
-    Digests claimed before this migration may have been posted whole: they get one `sending`
-    message without a body, which the next start looks up before rebuilding the digest.
+    Messages go out in order: `sent_parts` of a row's `parts` are posted (`message_ids`, a
+    JSON array); `sending_at` is set while the next one is being posted. `digest_messages`
+    keeps the rendered messages of a digest of several until it is complete. Digests claimed
+    before this may have been posted whole: they get `sending_at`, so the next start looks
+    them up before sending anything.
     """
-    db.table("digest_messages").create(
-        {
-            "subscriber_id": int,
-            "local_date": str,
-            "part": int,  # 0-based position in the digest
-            "body": str,  # the rendered message (NULL once sent)
-            "status": str,  # pending, sending, sent
-            "started_at": str,  # UTC, when the post began: the window a look-up searches
-            "message_id": str,
-            "sent_at": str,
-        },
-        pk=("subscriber_id", "local_date", "part"),
-        not_null={"status"},
-    )
+    deliveries = db.table("deliveries")
+    deliveries.add_column("parts", int)  # how many messages; NULL until rendered
+    deliveries.add_column("sent_parts", int, not_null_default=0)
+    deliveries.add_column("message_ids", str)  # JSON array, in order
+    deliveries.add_column("sending_at", str)  # UTC, when the post in flight began
+    db.execute("UPDATE deliveries SET sending_at = claimed_at WHERE status = 'claimed'")
+    # WITHOUT ROWID: rows are only ever found by this key.
     db.execute(
-        "CREATE INDEX digest_messages_open ON digest_messages (status) WHERE status != 'sent'"
-    )
-    db.execute(
-        "INSERT INTO digest_messages (subscriber_id, local_date, part, status, started_at) "
-        "SELECT subscriber_id, local_date, 0, 'sending', claimed_at FROM deliveries "
-        "WHERE status = 'claimed'"
+        "CREATE TABLE digest_messages (subscriber_id INTEGER NOT NULL, "
+        "local_date TEXT NOT NULL, part INTEGER NOT NULL, body TEXT NOT NULL, "
+        "PRIMARY KEY (subscriber_id, local_date, part)) WITHOUT ROWID"
     )

@@ -877,17 +877,13 @@ async def three_papers(env: Env) -> list[str]:
     return [await kv_paper(env) for _ in range(3)]
 
 
-async def messages(env: Env, subscriber_id: int) -> list[dict[str, Any]]:
-    def rows(store: Store) -> list[dict[str, Any]]:
-        return list(
-            store.db.query(
-                "SELECT part, status, message_id, body FROM digest_messages "
-                "WHERE subscriber_id = ? ORDER BY part",
-                [subscriber_id],
-            )
-        )
-
-    return await env.do(rows)  # type: ignore[no-any-return]
+async def bodies(env: Env, subscriber_id: int) -> int:
+    """How many rendered messages the ledger keeps for this subscriber."""
+    return await env.do(  # type: ignore[no-any-return]
+        lambda s: s.conn.execute(
+            "SELECT count(*) FROM digest_messages WHERE subscriber_id = ?", [subscriber_id]
+        ).fetchone()[0]
+    )
 
 
 @pytest.mark.parametrize("after_send", [False, True], ids=["before-posting", "after-posting"])
@@ -902,7 +898,9 @@ async def test_a_digest_cut_between_its_messages_resumes_where_it_stopped(
     platform.crash(sid, after_send=after_send, part=1)
     with pytest.raises(SimulatedCrash):
         await first.tick(utc(2026, 5, 4, 7, 0))
-    assert [m["status"] for m in await messages(first, sid)] == ["sent", "sending", "pending"]
+    (row,) = await first.ledger(sid)  # one message sent, the second in flight, three in all
+    assert (row["parts"], row["sent_parts"], bool(row["sending_at"])) == (3, 1, True)
+    assert await bodies(first, sid) == 3
     await first.close()
 
     second = Env(db_path, clock, platform)
@@ -911,11 +909,11 @@ async def test_a_digest_cut_between_its_messages_resumes_where_it_stopped(
         assert report.sent == 1 and platform.lookups == 1  # only the uncertain message
         posted = [(d.part, d.message_id) for d in platform.to(sid)]
         assert [part for part, _ in posted] == [0, 1, 2]  # each message once, in order
-        rows = await messages(second, sid)
-        assert [(m["status"], m["message_id"]) for m in rows] == [("sent", i) for _, i in posted]
-        assert all(m["body"] is None for m in rows)  # sent messages keep only their ids
         (row,) = await second.ledger(sid)
+        assert json.loads(row["message_ids"]) == [i for _, i in posted]  # every id, in order
         assert (row["status"], row["message_id"]) == ("sent", posted[0][1])
+        assert (row["sent_parts"], row["sending_at"]) == (3, None)
+        assert await bodies(second, sid) == 0  # a complete digest keeps only its ids
     finally:
         await second.close()
 
@@ -927,7 +925,8 @@ async def test_a_refused_post_is_sent_again_without_asking_the_platform(env: Env
     env.destination.fail_transiently(sid)  # the platform answered 503: certainly not posted
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert (report.retrying, report.sent) == (1, 0)
-    assert [m["status"] for m in await messages(env, sid)] == ["pending"]
+    (row,) = await env.ledger(sid)
+    assert (row["status"], row["sending_at"]) == ("claimed", None)  # certainly not out
     report = await env.tick(utc(2026, 5, 4, 7, 1))
     assert report.sent == 1 and env.destination.lookups == 0
 
@@ -1023,8 +1022,8 @@ async def test_a_graceful_stop_lets_the_sends_in_flight_finish_and_records_them(
     assert len(sent) == 8  # the ones in flight finished; no new one started
     statuses = {sid: (await env.ledger(sid) or [{"status": None}])[0]["status"] for sid in ids}
     assert {s for sid, s in statuses.items() if sid in sent} == {"sent"}
-    left = [m["status"] for sid in ids for m in await messages(env, sid)]
-    assert "sending" not in left
+    left = [row["sending_at"] for sid in ids for row in await env.ledger(sid)]
+    assert left and not any(left)  # nothing left uncertain
     await env.close()
 
     later = Env(db_path, clock, platform)  # the next start sends the rest, nothing twice
@@ -1046,18 +1045,13 @@ async def test_a_digest_claimed_before_messages_were_recorded_is_looked_up_first
         pid = await kv_paper(env)
 
         def claimed_by_an_older_version(store: Store) -> None:
-            # What m010 leaves of a row claimed before it: one `sending` message, no body.
+            # What m010 makes of a row claimed before it: in flight since its claim.
             with store.conn:
                 store.conn.execute(
                     "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
-                    "window_end, claimed_at, attempts) VALUES (?, '2026-05-04', 'claimed', ?, ?, "
-                    "?, 1)",
-                    [sid, "2026-05-03T05:00:00Z", "2026-05-04T07:00:00Z", "2026-05-04T07:00:00Z"],
-                )
-                store.conn.execute(
-                    "INSERT INTO digest_messages (subscriber_id, local_date, part, status, "
-                    "started_at) VALUES (?, '2026-05-04', 0, 'sending', '2026-05-04T07:00:00Z')",
-                    [sid],
+                    "window_end, claimed_at, attempts, sending_at) "
+                    "VALUES (?, '2026-05-04', 'claimed', ?, ?, ?, 1, ?)",
+                    [sid, "2026-05-03T05:00:00Z", *["2026-05-04T07:00:00Z"] * 3],
                 )
 
         await env.do(claimed_by_an_older_version)

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes
 from bot.backup import BackupError, backup
-from bot.health import Health, check_health
+from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
 from bot.models import Caller, DigestSettings
@@ -76,6 +76,37 @@ async def test_a_stopped_scheduler_or_a_dead_store_is_failing() -> None:
     await runner.close()
     dead = await check_health(runner, True, NOW, NOW, 60)
     assert dead.failing and dead.checks["store"].startswith("unreachable")
+
+
+async def test_an_adapter_that_is_not_ok_degrades_health_with_its_reason(
+    runner: StoreRunner,
+) -> None:
+    adapters = Adapters()
+    adapters.set("slack", "ok")
+    adapters.set("discord", "starting")
+    starting = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert starting.status == "degraded" and starting.checks["reasons"] == ["discord: starting"]
+    adapters.set("discord", "failed", "Discord refused DISCORD_TOKEN (401): reset the token")
+    failed = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert failed.status == "degraded" and not failed.failing  # a restart would not fix it
+    assert failed.checks["adapters"] == {
+        "slack": {"state": "ok"},
+        "discord": {
+            "state": "failed",
+            "reason": "Discord refused DISCORD_TOKEN (401): reset the token",
+        },
+    }
+    assert failed.checks["reasons"] == [
+        "discord: failed: Discord refused DISCORD_TOKEN (401): reset the token"
+    ]
+    state = "paperbot_adapter_state"
+    assert metric(state, adapter="discord", paperbot_adapter_state="failed") == 1.0
+    assert metric(state, adapter="discord", paperbot_adapter_state="starting") == 0.0
+    assert metric(state, adapter="slack", paperbot_adapter_state="ok") == 1.0
+    adapters.set("discord", "ok", "ignored: ok has no reason")
+    ok = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert ok.status == "ok" and "reasons" not in ok.checks
+    assert ok.checks["adapters"]["discord"] == {"state": "ok"}
 
 
 async def test_healthz_and_metrics_over_http(runner: StoreRunner) -> None:

@@ -361,3 +361,91 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+# -- the fake answers like Discord --------------------------------------------------------------
+
+
+async def fake_post(fake: FakeDiscord, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    from aiohttp import ClientSession
+
+    async with ClientSession() as session, session.post(fake.base + path, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_the_fake_holds_interactions_to_discords_deadlines(fake: FakeDiscord) -> None:
+    fresh = interaction(command("help"))
+    callback = f"/interactions/{fresh['id']}/{fresh['token']}/callback"
+    followup = f"/webhooks/{APP_ID}/{fresh['token']}"
+    # A follow-up before the callback: the interaction's webhook does not exist yet.
+    assert await fake_post(fake, followup, {"content": "x"}) == (
+        404,
+        {"code": 10015, "message": "Unknown Webhook"},
+    )
+    assert (await fake_post(fake, callback, {"type": 5, "data": {"flags": 64}}))[0] == 200
+    assert await fake_post(fake, callback, {"type": 5}) == (
+        400,
+        {"code": 40060, "message": "Interaction has already been acknowledged."},
+    )
+    assert (await fake_post(fake, followup, {"content": "x"}))[0] == 200
+    stale = interaction(command("help"), age=3.5)
+    late = f"/interactions/{stale['id']}/{stale['token']}/callback"
+    assert await fake_post(fake, late, {"type": 5}) == (
+        404,
+        {"code": 10062, "message": "Unknown interaction"},
+    )
+
+
+async def test_the_fake_refuses_embeds_and_buttons_over_discords_limits(
+    fake: FakeDiscord,
+) -> None:
+    def button(custom_id: str, label: str = "b") -> dict[str, Any]:
+        return {"type": 2, "style": 2, "custom_id": custom_id, "label": label}
+
+    body = {
+        "embeds": [
+            {
+                "title": "t" * 257,
+                "description": "d" * 4000,
+                "fields": [{"name": "n", "value": "v" * 1025}, {"name": "", "value": "v"}],
+                "footer": {"text": "f" * 2049},
+            },
+            *[{"description": "x"} for _ in range(10)],
+        ],
+        "components": [
+            {"type": 1, "components": [button("a" * 101, "l" * 81), *[button("b")] * 5]},
+            *[{"type": 1, "components": [button("c")]} for _ in range(5)],
+        ],
+    }
+    status, answer = await fake_post(fake, f"/channels/{CHANNEL_ID}/messages", body)
+    assert status == 400 and answer["code"] == 50035 and answer["message"] == "Invalid Form Body"
+    errors = answer["errors"]
+
+    def codes(*path: str) -> list[str]:
+        node = errors
+        for key in path:
+            node = node[key]
+        return [e["code"] for e in node["_errors"]]
+
+    assert codes("embeds") == ["BASE_TYPE_MAX_LENGTH", "MAX_EMBED_SIZE_EXCEEDED"]
+    assert codes("embeds", "0", "title") == ["BASE_TYPE_MAX_LENGTH"]
+    assert errors["embeds"]["0"]["title"]["_errors"][0]["message"] == (
+        "Must be 256 or fewer in length."
+    )
+    assert codes("embeds", "0", "fields", "0", "value") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("embeds", "0", "fields", "1", "name") == ["BASE_TYPE_REQUIRED"]
+    assert codes("embeds", "0", "footer", "text") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components", "0", "custom_id") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components", "0", "label") == ["BASE_TYPE_MAX_LENGTH"]
+    assert not fake.channel_messages  # nothing was posted
+    # Within every limit, the same shape is accepted; in a callback the errors sit under data.
+    assert (await fake_post(fake, f"/channels/{CHANNEL_ID}/messages", {"embeds": []}))[0] == 200
+    payload = interaction(command("help"))
+    status, answer = await fake_post(
+        fake,
+        f"/interactions/{payload['id']}/{payload['token']}/callback",
+        {"type": 4, "data": {"content": "c" * 2001}},
+    )
+    assert status == 400 and "content" in answer["errors"]["data"]

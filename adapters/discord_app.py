@@ -4,6 +4,10 @@ Thin by design: options become a core `Command`, `PaperBot` answers with a `Repl
 `adapters.discord_embeds` turns it into embeds and buttons. Every command defers (ephemerally)
 before asking the core, so a slow look-up never misses Discord's 3-second window.
 
+No interaction is left hanging: a command or button that fails (or takes over a minute) ends
+with an ephemeral apology, as a follow-up once deferred, and one log line; autocomplete always
+answers, with no choices if the core fails or is slow.
+
 Buttons carry everything they need in their custom_id (`paperbot:<kind>:<value>`) and are
 `DynamicItem`s, so they keep working on messages sent before a restart.
 
@@ -15,10 +19,12 @@ without moving it out of `/papers`; members who try it get the core's refusal in
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 import re
+from collections.abc import Awaitable
 from typing import Any, Literal, cast
 
 import discord
@@ -43,6 +49,13 @@ GONE_CODES = {
 }
 MAX_CHOICES = 25
 MAX_CHOICE_CHARS = 100
+# A deferred interaction stays "thinking..." for 15 minutes unless answered; a core call that
+# has not answered in a minute is not going to, so the user is told instead.
+COMMAND_SECONDS = 60.0
+# Discord drops an autocomplete answer later than 3 s after the keystroke.
+AUTOCOMPLETE_SECONDS = 2.0
+SORRY = "Sorry, something went wrong on my side. Please try again."
+TOO_SLOW = "Sorry, that is taking too long. Please try again in a minute."
 
 # Exactly what the bot needs in a channel: see it, post embeds, and read back its own
 # messages (to find a digest already posted before a crash).
@@ -110,7 +123,39 @@ def _bot(interaction: discord.Interaction[Any]) -> PaperBot:
 async def run_command(interaction: discord.Interaction[Any], command: Command) -> None:
     """Defer, run a core command for the interaction's user, and answer with the reply."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    await send_reply(interaction, await _bot(interaction).run(caller_of(interaction), command))
+    async with asyncio.timeout(COMMAND_SECONDS):
+        reply = await _bot(interaction).run(caller_of(interaction), command)
+    await send_reply(interaction, reply)
+
+
+def _what(interaction: discord.Interaction[Any]) -> str:
+    if interaction.command is not None:
+        return f"command /{interaction.command.qualified_name}"
+    data: dict[str, Any] = dict(interaction.data or {})
+    return f"button {data.get('custom_id', '?')}"
+
+
+async def apologise(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """End a failed interaction with an ephemeral apology the user sees; log it once."""
+    # The tree wraps a command's exception in CommandInvokeError.
+    cause = getattr(error, "original", None) or error
+    text = TOO_SLOW if isinstance(cause, TimeoutError) else SORRY
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        # Typically the interaction expired (10062): nothing can reach the user any more.
+        log.error(
+            "discord %s failed: %r; the user could not be told: %s",
+            _what(interaction),
+            cause,
+            exc,
+            exc_info=cause,
+        )
+        return
+    log.error("discord %s failed: %r", _what(interaction), cause, exc_info=cause)
 
 
 _STYLES = {
@@ -151,15 +196,21 @@ class PaperButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Act on the click for whoever clicked, ephemerally."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            async with asyncio.timeout(COMMAND_SECONDS):
+                reply = await self._act(interaction)
+            await send_reply(interaction, reply)
+        except Exception as error:  # discord.py only logs a DynamicItem's errors: answer here
+            await apologise(interaction, error)
+
+    async def _act(self, interaction: discord.Interaction[Any]) -> Reply:
         bot, caller = _bot(interaction), caller_of(interaction)
         if self.kind == "sub":
-            reply = await bot.run(caller, Command("subscribe", arg=self.value))
-        elif self.kind == "more":
-            reply = await bot.more_like(caller, self.value)
-        else:
-            reply = await bot.mute(caller, self.value)
-        await send_reply(interaction, reply)
+            return await bot.run(caller, Command("subscribe", arg=self.value))
+        if self.kind == "more":
+            return await bot.more_like(caller, self.value)
+        return await bot.mute(caller, self.value)
 
 
 def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
@@ -170,15 +221,36 @@ def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
     ][:MAX_CHOICES]
 
 
+async def _always_choices(
+    interaction: discord.Interaction[Any], find: Awaitable[list[tuple[str, str]]]
+) -> list[app_commands.Choice[str]]:
+    # The tree only logs an autocomplete's exception and answers nothing; answer no choices.
+    try:
+        async with asyncio.timeout(AUTOCOMPLETE_SECONDS):
+            return _choices(await find)
+    except TimeoutError:
+        log.warning(
+            "discord autocomplete for %s took over %.0f s: answered no choices",
+            _what(interaction),
+            AUTOCOMPLETE_SECONDS,
+        )
+    except Exception:
+        log.exception("discord autocomplete for %s failed", _what(interaction))
+    return []
+
+
 async def _suggest(interaction: discord.Interaction[Any], current: str) -> list[Any]:
-    pairs = await _bot(interaction).suggest_topics("discord", current, MAX_CHOICES)
-    return _choices(pairs)
+    find = _bot(interaction).suggest_topics("discord", current, MAX_CHOICES)
+    return await _always_choices(interaction, find)
 
 
 async def _own(interaction: discord.Interaction[Any], current: str, channel: bool) -> list[Any]:
-    topics = await _bot(interaction).own_topics(caller_of(interaction), channel=channel)
-    typed = current.lower().strip()
-    return _choices([(t, t) for t in topics if typed in t.lower()])
+    async def find() -> list[tuple[str, str]]:
+        topics = await _bot(interaction).own_topics(caller_of(interaction), channel=channel)
+        typed = current.lower().strip()
+        return [(t, t) for t in topics if typed in t.lower()]
+
+    return await _always_choices(interaction, find())
 
 
 Topic = app_commands.Range[str, 1, 300]
@@ -201,6 +273,10 @@ class ChannelGroup(app_commands.Group):
     async def subscribe(self, interaction: discord.Interaction[Any], topic: Topic) -> None:
         """`/papers channel subscribe <topic>`."""
         await run_command(interaction, Command("subscribe", arg=topic, channel=True))
+
+    @subscribe.autocomplete("topic")
+    async def _popular(self, interaction: discord.Interaction[Any], current: str) -> Any:
+        return await _suggest(interaction, current)
 
     @app_commands.command(name="unsubscribe", description="Stop a topic in this channel")
     @app_commands.describe(topic="The topic or its number in /papers channel list")
@@ -316,11 +392,7 @@ class PaperbotClient(discord.Client):
     async def _on_tree_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        log.error("discord command failed: %r", error, exc_info=error)
-        if not interaction.response.is_done():
-            await interaction.response.send_message(
-                "Sorry, something went wrong on my side. Please try again.", ephemeral=True
-            )
+        await apologise(interaction, error)
 
 
 class DiscordDestination:

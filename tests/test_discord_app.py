@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -10,9 +12,12 @@ import discord
 import pytest
 from click.testing import CliRunner
 
+from adapters import discord_app
 from adapters.cli import cli
 from adapters.discord_app import (
     INVITE_PERMISSIONS,
+    SORRY,
+    TOO_SLOW,
     DiscordDestination,
     PaperbotClient,
     client_id_from_token,
@@ -361,6 +366,122 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+# -- no interaction left hanging ------------------------------------------------------------------
+
+
+class BrokenBot(PaperBot):
+    """The core failing (or hanging) after the adapter has deferred."""
+
+    def __init__(self, runner: StoreRunner, hang: bool = False) -> None:
+        super().__init__(runner, clock=lambda: NOW)
+        self.hang = hang
+
+    async def _fail(self) -> Any:
+        if self.hang:
+            await asyncio.sleep(3600)
+        raise RuntimeError("the store is on fire")
+
+    async def run(self, caller: Any, command: Any) -> Any:
+        return await self._fail()
+
+    async def more_like(self, caller: Any, paper_id: str) -> Any:
+        return await self._fail()
+
+    async def suggest_topics(self, platform: str, typed: str, limit: int) -> Any:
+        return await self._fail()
+
+
+@pytest.fixture
+async def broken(fake: FakeDiscord, bot: PaperBot) -> AsyncIterator[PaperbotClient]:
+    c = await started(BrokenBot(bot.runner))
+    yield c
+    await c.close()
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every ERROR line, from any logger (discord.py's "Ignoring exception ..." included)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_command_failing_after_the_deferral_gets_an_ephemeral_apology(
+    fake: FakeDiscord, broken: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    (answer,) = await run(fake, broken, interaction(command("search", query="kv-cache")))
+    assert fake.sent("POST", "/interactions/")[-1]["type"] == 5  # it had deferred
+    assert answer["content"] == SORRY and answer["flags"] == 64
+    (line,) = failures(caplog)  # logged once, by us; not by discord.py
+    assert line.startswith("discord command /papers search failed: RuntimeError")
+
+
+async def test_a_failing_button_gets_an_ephemeral_apology(
+    fake: FakeDiscord, broken: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    (answer,) = await run(fake, broken, clicked("paperbot:more:2401.00001"))
+    assert answer["content"] == SORRY and answer["flags"] == 64
+    (line,) = failures(caplog)
+    assert line.startswith("discord button paperbot:more:2401.00001 failed: RuntimeError")
+
+
+async def test_a_hanging_core_is_answered_after_the_command_timeout(
+    fake: FakeDiscord, bot: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discord_app, "COMMAND_SECONDS", 0.2)
+    client = await started(BrokenBot(bot.runner, hang=True))
+    try:
+        (answer,) = await run(fake, client, interaction(command("digest")))
+        (clicked_answer,) = await run(fake, client, clicked("paperbot:sub:MoE"))
+    finally:
+        await client.close()
+    assert answer["content"] == TOO_SLOW and clicked_answer["content"] == TOO_SLOW
+
+
+async def test_an_expired_interaction_is_logged_once(
+    fake: FakeDiscord, client: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Created 3.5 s ago (a stalled event loop): Discord refuses the deferral and the apology.
+    client._connection.parse_interaction_create(  # type: ignore[arg-type]
+        interaction(command("help"), age=3.5)
+    )
+    await fake.wait_for(lambda: len(fake.sent("POST", "/interactions/")) == 2)
+    await asyncio.sleep(0.05)
+    (line,) = failures(caplog)
+    assert "the user could not be told" in line and "10062" in line
+    assert not followups(fake)
+
+
+async def test_autocomplete_always_answers_even_when_the_core_fails_or_is_slow(
+    fake: FakeDiscord, bot: PaperBot, broken: PaperbotClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = interaction(command("search", query="mix", _focused="query"), kind=4)
+    broken._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    (callback,) = await fake.wait_for(lambda: fake.sent("POST", "/interactions/"))
+    assert callback == {"type": 8, "data": {"choices": []}}
+    monkeypatch.setattr(discord_app, "AUTOCOMPLETE_SECONDS", 0.2)
+    slow = await started(BrokenBot(bot.runner, hang=True))
+    try:
+        payload = interaction(command("subscribe", topic="mix", _focused="topic"), kind=4)
+        slow._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+        await fake.wait_for(lambda: len(fake.sent("POST", "/interactions/")) == 2)
+    finally:
+        await slow.close()
+    assert fake.sent("POST", "/interactions/")[-1] == {"type": 8, "data": {"choices": []}}
+
+
+async def test_channel_subscribe_autocompletes_popular_topics(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    (synced,) = fake.sent("PUT", f"/applications/{APP_ID}/commands")
+    channel = next(o for o in synced[0]["options"] if o["name"] == "channel")
+    subscribe = next(o for o in channel["options"] if o["name"] == "subscribe")
+    assert subscribe["options"][0]["autocomplete"] is True
+    data = command("channel", "subscribe", topic="mixture", _focused="topic")
+    client._connection.parse_interaction_create(interaction(data, kind=4))  # type: ignore[arg-type]
+    (callback,) = await fake.wait_for(lambda: fake.sent("POST", "/interactions/"))
+    assert {"name": "mixture of experts", "value": "mixture of experts"} in callback["data"][
+        "choices"
+    ]
 
 
 # -- the fake answers like Discord --------------------------------------------------------------

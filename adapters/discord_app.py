@@ -4,6 +4,11 @@ Thin by design: options become a core `Command`, `PaperBot` answers with a `Repl
 `adapters.discord_embeds` turns it into embeds and buttons. Every command defers (ephemerally)
 before asking the core, so a slow look-up never misses Discord's 3-second window.
 
+`run_discord` starts it in the background (log in, sync the commands, keep the gateway
+connected), retrying transient failures with backoff and stopping with one ERROR line that says
+what to fix on a permanent one (token refused, command tree refused, gateway closed with 4004 or
+4014); its state is in the core's adapter registry for /healthz and /metrics.
+
 No interaction is left hanging: a command or button that fails (or takes over a minute) ends
 with an ephemeral apology, as a follow-up once deferred, and one log line; autocomplete always
 answers, with no choices if the core fails or is slow.
@@ -32,8 +37,10 @@ from discord import app_commands
 from discord.utils import MISSING
 
 from adapters.discord_embeds import Message, digest_messages, reply_messages
+from adapters.supervise import Permanent, Supervisor
 from bot.commands import Command
 from bot.errors import DestinationGone
+from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -370,17 +377,27 @@ class PapersGroup(app_commands.Group):
 class PaperbotClient(discord.Client):
     """The Discord client: default (unprivileged) intents, the `/papers` tree, the buttons."""
 
-    def __init__(self, bot: PaperBot, guild_id: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        bot: PaperBot,
+        guild_id: int | None = None,
+        adapters: Adapters | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(intents=discord.Intents.default(), **options)
         self.bot = bot
         self.guild_id = guild_id
+        self.adapters = adapters or Adapters()
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(PapersGroup())
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
-        """Register the buttons and sync the commands (never in on_ready: it runs again)."""
+        """Register the buttons (at login; the commands are synced after, by `run_discord`)."""
         self.add_dynamic_items(PaperButton)
+
+    async def sync_commands(self) -> int:
+        """Sync the `/papers` tree, to DISCORD_GUILD_ID's server if set; how many commands."""
         if self.guild_id:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -388,11 +405,118 @@ class PaperbotClient(discord.Client):
         else:
             synced = await self.tree.sync()
         log.info("discord commands synced: %d (guild=%s)", len(synced), self.guild_id or "global")
+        return len(synced)
+
+    async def on_connect(self) -> None:
+        """The gateway said READY: serving."""
+        self.adapters.set("discord", "ok")
+
+    async def on_resumed(self) -> None:
+        """The gateway resumed after a disconnection: serving again."""
+        self.adapters.set("discord", "ok")
+
+    async def on_disconnect(self) -> None:
+        """The gateway dropped; discord.py reconnects by itself (and logs its failures)."""
+        state = self.adapters.get("discord")
+        # A close for good is recorded as failed by run_discord, whichever runs first.
+        if not self.is_closed() and (state is None or state.state != "failed"):
+            self.adapters.set("discord", "retrying", "gateway disconnected; reconnecting")
 
     async def _on_tree_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
         await apologise(interaction, error)
+
+
+DEVELOPER_PORTAL = "discord.com/developers/applications"
+TOKEN_FIX = f"reset the bot token under Bot at {DEVELOPER_PORTAL} and set DISCORD_TOKEN"
+# Gateway close codes discord.py does not reconnect after, and what to do about each.
+GATEWAY_CLOSED = {
+    4004: f"authentication failed: DISCORD_TOKEN was refused; {TOKEN_FIX}",
+    4010: "invalid shard: paperbot runs one shard; report this as a bug",
+    4011: "sharding required: the bot is in too many servers for one shard",
+    4012: "invalid API version: upgrade discord.py",
+    4013: "invalid intents: report this as a bug",
+    4014: (
+        "disallowed intents: the application may not use an intent paperbot asks for; "
+        f"enable it under Bot > Privileged Gateway Intents at {DEVELOPER_PORTAL}"
+    ),
+}
+
+
+def _transient_http(exc: discord.HTTPException) -> bool:
+    return exc.status >= 500 or exc.status == 429
+
+
+async def _drop_session(client: discord.Client) -> None:
+    # A failed login leaves discord.py's HTTP session (and its connector) open, and the next
+    # login opens another; close it, and let the next login make a new connector.
+    await client.http.close()
+    client.http.connector = MISSING
+
+
+async def _login(client: discord.Client, token: str) -> None:
+    try:
+        await client.login(token)
+    except discord.LoginFailure as exc:
+        raise Permanent(f"Discord refused DISCORD_TOKEN (401 Unauthorized): {TOKEN_FIX}") from exc
+    except discord.HTTPException as exc:
+        await _drop_session(client)
+        if _transient_http(exc):
+            raise
+        raise Permanent(
+            f"Discord refused the login ({exc.status}, error {exc.code}: "
+            f"{' '.join(exc.text.split())}); check DISCORD_TOKEN"
+        ) from exc
+    except BaseException:
+        await _drop_session(client)
+        raise
+
+
+async def _sync(client: PaperbotClient) -> int:
+    try:
+        return await client.sync_commands()
+    except discord.HTTPException as exc:
+        if _transient_http(exc):
+            raise
+        refused = f"Discord refused the command sync ({exc.status}, error {exc.code}: " + (
+            " ".join(exc.text.split()) + ")"
+        )
+        if exc.status == 403 and client.guild_id:
+            raise Permanent(
+                f"{refused}: add the bot to server {client.guild_id} with the "
+                "applications.commands scope (paperbot discord-invite) or fix DISCORD_GUILD_ID"
+            ) from exc
+        raise Permanent(f"{refused}: the /papers commands need a fixed paperbot") from exc
+
+
+async def _connect(client: discord.Client) -> None:
+    try:
+        # Reconnects by itself after drops and 5xx; returns when the client is closed.
+        await client.connect(reconnect=True)
+    except discord.PrivilegedIntentsRequired as exc:
+        raise Permanent(f"Discord closed the gateway with 4014 ({GATEWAY_CLOSED[4014]})") from exc
+    except discord.ConnectionClosed as exc:
+        fix = GATEWAY_CLOSED.get(exc.code, exc.reason or "not retried")
+        raise Permanent(f"Discord closed the gateway with {exc.code} ({fix})") from exc
+
+
+async def run_discord(client: PaperbotClient, token: str, supervisor: Supervisor) -> None:
+    """Log in, sync the commands and stay connected, retrying what may pass; until closed."""
+    try:
+        supervisor.starting("logging in")
+        await supervisor.step("login", lambda: _login(client, token))
+        supervisor.starting("syncing the commands")
+        await supervisor.step("command sync", lambda: _sync(client))
+        supervisor.starting("connecting to the gateway")
+        await _connect(client)
+    except Permanent as exc:
+        supervisor.failed(str(exc))
+    except Exception as exc:  # a bug of ours or discord.py's: stop this adapter, not the bot
+        log.exception("discord adapter stopped by an unexpected error")
+        supervisor.adapters.set(supervisor.name, "failed", f"unexpected error: {exc!r}")
+    finally:
+        await client.close()
 
 
 class DiscordDestination:

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -23,6 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import supervise
 from adapters.slack_blocks import (
     MAX_BLOCKS,
     digest_messages,
@@ -133,6 +135,18 @@ class SlackDestination:
 class SlackAdapter:
     """The `/papers` command, buttons and App Home, wired to the core."""
 
+    # apps.connections.open errors meaning SLACK_APP_TOKEN itself is refused: not retried.
+    APP_TOKEN_REFUSED = frozenset(
+        {
+            "invalid_auth",
+            "not_authed",
+            "account_inactive",
+            "token_revoked",
+            "token_expired",
+            "not_allowed_token_type",
+        }
+    )
+
     def __init__(
         self,
         bot: PaperBot,
@@ -149,6 +163,37 @@ class SlackAdapter:
         self.app.action("share_lookup")(self._share_button)
         self.app.event("app_home_opened")(self._home_opened)
         self.app.event("member_joined_channel")(self._member_joined)
+
+    async def connect_socket_mode(
+        self, handler: AsyncSocketModeHandler, supervisor: supervise.Supervisor
+    ) -> None:
+        """Connect Socket Mode, retrying while Slack cannot be reached; stop if it is refused."""
+        client = handler.client
+
+        async def open_url() -> None:
+            # Asked for here, because connect() retries even a refused token forever (logging
+            # each time); connect() then uses this URL.
+            try:
+                opened = await client.web_client.apps_connections_open(app_token=client.app_token)
+                client.wss_uri = str(opened["url"])
+            except SlackApiError as exc:
+                code = error_code(exc)
+                if code in self.APP_TOKEN_REFUSED:
+                    raise supervise.Permanent(
+                        f"Slack refused SLACK_APP_TOKEN ({code}): create an app-level token "
+                        "with connections:write (Basic Information > App-Level Tokens) and "
+                        "set SLACK_APP_TOKEN"
+                    ) from exc
+                raise
+
+        try:
+            supervisor.starting("opening a Socket Mode connection")
+            await supervisor.step("apps.connections.open", open_url)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+        except supervise.Permanent as exc:
+            supervisor.failed(str(exc))
+            return
+        supervisor.ok()
 
     async def _can_manage(self, user_id: str, channel_id: str) -> bool:
         if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -10,7 +11,10 @@ from typing import Any
 
 import discord
 import pytest
+import yarl
 from click.testing import CliRunner
+from discord.gateway import DiscordWebSocket
+from tenacity import wait_fixed
 
 from adapters import discord_app
 from adapters.cli import cli
@@ -21,9 +25,12 @@ from adapters.discord_app import (
     DiscordDestination,
     PaperbotClient,
     client_id_from_token,
+    run_discord,
 )
 from adapters.discord_embeds import embed_size
+from adapters.supervise import Supervisor
 from bot.errors import DestinationGone
+from bot.health import Adapters, AdapterState
 from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
 from bot.runtime import StoreRunner
@@ -51,6 +58,7 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
     await server.server.start_server()
     monkeypatch.setattr(discord.http.Route, "BASE", server.base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
     yield server
     await server.server.close()
 
@@ -65,8 +73,10 @@ async def bot() -> AsyncIterator[PaperBot]:
 
 
 async def started(bot: PaperBot, guild_id: int | None = None) -> PaperbotClient:
+    """A logged-in client with its commands synced (the gateway's events are dispatched by hand)."""
     client = PaperbotClient(bot, guild_id=guild_id)
     await client.login(DISCORD_TEST_TOKEN)
+    await client.sync_commands()
     return client
 
 
@@ -330,10 +340,16 @@ async def test_run_starts_the_adapter_when_a_token_is_set(
     monkeypatch.setenv("DISCORD_TOKEN", DISCORD_TEST_TOKEN)
     monkeypatch.setenv("DISCORD_GUILD_ID", GUILD_ID)
     destinations: dict[str, Any] = {}
-    stop = await _start_discord(Settings(), bot, destinations)
+    adapters = Adapters()
+    stop = await _start_discord(Settings(), bot, destinations, adapters)
     try:
         assert isinstance(destinations["discord"], DiscordDestination)
+        # Nothing was waited for: it logs in, syncs and connects in the background.
+        assert adapters.get("discord") == AdapterState("starting")
+        assert not fake.sent("PUT", "/applications/")
+        await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
         assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+        assert fake.identified == 1
     finally:
         await stop()
 
@@ -482,6 +498,112 @@ async def test_channel_subscribe_autocompletes_popular_topics(
     assert {"name": "mixture of experts", "value": "mixture of experts"} in callback["data"][
         "choices"
     ]
+
+
+# -- starting: retried when it may pass, stopped with one line saying what to fix ----------------
+
+FAST = wait_fixed(0.01)
+
+
+async def start(bot: PaperBot, adapters: Adapters) -> tuple[PaperbotClient, asyncio.Task[None]]:
+    client = PaperbotClient(bot, adapters=adapters)
+    supervisor = Supervisor("discord", adapters, wait=FAST)
+    return client, asyncio.create_task(run_discord(client, DISCORD_TEST_TOKEN, supervisor))
+
+
+def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+async def test_login_sync_and_gateway_make_the_adapter_ok(fake: FakeDiscord, bot: PaperBot) -> None:
+    adapters = Adapters()
+    client, task = await start(bot, adapters)
+    await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
+    assert fake.identified == 1 and len(fake.sent("PUT", "/applications/")) == 1
+    await client.close()
+    await asyncio.wait_for(task, 5)  # closing the client ends the adapter
+
+
+@pytest.mark.parametrize(
+    ("close", "fix"),
+    [
+        (4004, "authentication failed: DISCORD_TOKEN was refused; reset the bot token"),
+        (4014, "disallowed intents: the application may not use an intent"),
+    ],
+)
+async def test_a_gateway_closed_for_good_is_one_error_line_and_failed(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture, close: int, fix: str
+) -> None:
+    fake.gateway_close = close
+    adapters = Adapters()
+    client, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)  # it gave up: no reconnecting to a closed gateway
+    state = adapters.get("discord")
+    assert state is not None and state.state == "failed"
+    assert state.reason.startswith(f"Discord closed the gateway with {close} ({fix}")
+    assert fake.identified == 1 and client.is_closed()
+    (line,) = lines(caplog, logging.ERROR)
+    assert line == f"discord adapter stopped: {state.reason}"
+
+
+async def test_a_refused_token_is_not_retried(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail["login"] = [(401, 0)]
+    adapters = Adapters()
+    _, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)
+    assert adapters.get("discord") == AdapterState(
+        "failed",
+        "Discord refused DISCORD_TOKEN (401 Unauthorized): reset the bot token under Bot at "
+        "discord.com/developers/applications and set DISCORD_TOKEN",
+    )
+    assert len(fake.sent("GET", "/users/@me")) == 1 and not fake.sent("PUT", "/applications/")
+    assert len(lines(caplog, logging.ERROR)) == 1
+
+
+async def test_a_refused_command_tree_is_not_retried(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail["sync"] = [(400, 50035)]
+    adapters = Adapters()
+    _, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)
+    state = adapters.get("discord")
+    assert state is not None and state.state == "failed"
+    assert state.reason.startswith("Discord refused the command sync (400, error 50035")
+    assert state.reason.endswith("the /papers commands need a fixed paperbot")
+    assert len(fake.sent("PUT", "/applications/")) == 1 and fake.identified == 0
+    assert len(lines(caplog, logging.ERROR)) == 1
+
+
+async def test_5xx_on_login_and_sync_are_retried_with_one_warning_each(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 503 is not among the statuses discord.py retries itself (500, 502, 504, 524).
+    fake.fail["login"] = [(503, 0)]
+    fake.fail["sync"] = [(503, 0), (503, 0)]
+    adapters = Adapters()
+    seen: list[AdapterState] = []
+    record = adapters.set
+
+    def recording(name: str, state: Any, reason: str = "") -> None:
+        record(name, state, reason)
+        seen.append(AdapterState(state, reason))
+
+    adapters.set = recording  # type: ignore[method-assign]
+    client, task = await start(bot, adapters)
+    await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
+    retrying = [s.reason for s in seen if s.state == "retrying"]
+    assert len(retrying) == 3
+    assert retrying[0].startswith("login failed (DiscordServerError: 503 Service Unavailable")
+    assert retrying[1].startswith("command sync failed (DiscordServerError: 503")
+    assert len(lines(caplog, logging.WARNING)) == 3 and not lines(caplog, logging.ERROR)
+    assert len(fake.sent("GET", "/users/@me")) == 2  # logged in again after the 503
+    await client.close()
+    await asyncio.wait_for(task, 5)
+    gc.collect()  # the failed login's HTTP session was closed, not left to the collector
+    assert not [m for m in caplog.messages if "Unclosed" in m]
 
 
 # -- the fake answers like Discord --------------------------------------------------------------

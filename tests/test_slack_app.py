@@ -442,3 +442,30 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
+    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from adapters.cli import _start_slack
+    from bot.config import Settings
+    from bot.health import Adapters, AdapterState
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TEST_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-refused")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url + "api/")
+    fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
+    runner = StoreRunner(Store.open(":memory:"))
+    adapters = Adapters()
+    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
+    assert web_app is None and adapters.get("slack") == AdapterState("starting")
+    await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
+    reason = adapters.get("slack").reason  # type: ignore[union-attr]
+    assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
+    assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"slack adapter stopped: {reason}"]
+    await stop()
+    await runner.close()

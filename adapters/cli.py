@@ -22,6 +22,7 @@ from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, serve
+from adapters.supervise import Supervisor
 from bot.cli import cli, open_store
 from bot.config import Settings
 from bot.digest import Destination, DigestRunner
@@ -207,7 +208,6 @@ async def _start_slack(
     Socket Mode connects in the background, so a slow or failing Slack delays nothing else.
     """
     from adapters.slack_app import SlackAdapter, SlackDestination, web_client
-    from adapters.supervise import Supervisor
 
     assert settings.slack_bot_token is not None
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
@@ -250,7 +250,6 @@ async def _start_discord(
     ERROR line) while Slack, digests, ingest and /healthz carry on.
     """
     from adapters.discord_app import DiscordDestination, PaperbotClient, run_discord
-    from adapters.supervise import Supervisor
 
     assert settings.discord_token is not None
     client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=adapters)

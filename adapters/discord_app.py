@@ -147,6 +147,7 @@ async def apologise(interaction: discord.Interaction[Any], error: BaseException)
     # The tree wraps a command's exception in CommandInvokeError.
     cause = getattr(error, "original", None) or error
     text = TOO_SLOW if isinstance(cause, TimeoutError) else SORRY
+    untold = ""
     try:
         if interaction.response.is_done():
             await interaction.followup.send(text, ephemeral=True)
@@ -154,15 +155,8 @@ async def apologise(interaction: discord.Interaction[Any], error: BaseException)
             await interaction.response.send_message(text, ephemeral=True)
     except discord.HTTPException as exc:
         # Typically the interaction expired (10062): nothing can reach the user any more.
-        log.error(
-            "discord %s failed: %r; the user could not be told: %s",
-            _what(interaction),
-            cause,
-            exc,
-            exc_info=cause,
-        )
-        return
-    log.error("discord %s failed: %r", _what(interaction), cause, exc_info=cause)
+        untold = f"; the user could not be told: {exc}"
+    log.error("discord %s failed: %r%s", _what(interaction), cause, untold, exc_info=cause)
 
 
 _STYLES = {

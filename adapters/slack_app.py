@@ -11,8 +11,10 @@ added the bot to the channel (the `member_joined_channel` event's inviter) may c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -132,8 +134,17 @@ class SlackDestination:
             raise
 
 
+Listener = Callable[..., Awaitable[None]]
+
+
 class SlackAdapter:
-    """The `/papers` command, buttons and App Home, wired to the core."""
+    """The `/papers` command, buttons and App Home, wired to the core.
+
+    A listener that fails is answered (ephemerally, through the payload's response_url when it
+    has one) and logged once, by `_on_error`, Bolt's global error handler.
+    """
+
+    SORRY = "Sorry, something went wrong on my side. Please try again."
 
     # apps.connections.open errors meaning SLACK_APP_TOKEN itself is refused: not retried.
     APP_TOKEN_REFUSED = frozenset(
@@ -156,13 +167,55 @@ class SlackAdapter:
         self.bot = bot
         self.client = client
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
-        self.app.command("/papers")(self._command)
-        self.app.action("subscribe_topic")(self._subscribe_button)
-        self.app.action("not_relevant")(self._not_relevant_button)
-        self.app.action("more_like_this")(self._more_like_button)
-        self.app.action("share_lookup")(self._share_button)
-        self.app.event("app_home_opened")(self._home_opened)
-        self.app.event("member_joined_channel")(self._member_joined)
+        self.app.command("/papers")(self._answering(self._command))
+        self.app.action("subscribe_topic")(self._answering(self._subscribe_button))
+        self.app.action("not_relevant")(self._answering(self._not_relevant_button))
+        self.app.action("more_like_this")(self._answering(self._more_like_button))
+        self.app.action("share_lookup")(self._answering(self._share_button))
+        self.app.event("app_home_opened")(self._answering(self._home_opened))
+        self.app.event("member_joined_channel")(self._answering(self._member_joined))
+        self.app.error(self._on_error)
+
+    def _answering(
+        self, listener: Callable[..., Awaitable[None]]
+    ) -> Callable[..., Awaitable[None]]:
+        """The listener, answering its own failure through `_on_error` rather than raising it.
+
+        Raised to Bolt, a failure within ~10 ms of ack() loses the acknowledgement (Bolt's
+        runner then sets it to None), so Slack gets a 404 after 3 s and retries events.
+        Bolt reads the listener's arguments through `__wrapped__`.
+        """
+
+        @functools.wraps(listener)
+        async def answering(**kwargs: Any) -> None:
+            try:
+                await listener(**kwargs)
+            except Exception as error:
+                await self._on_error(error, kwargs.get("body") or {}, kwargs.get("respond"))
+
+        return answering
+
+    @staticmethod
+    def _listener(body: dict[str, Any]) -> str:
+        # Which listener a payload went to, for a log line (never the user's text).
+        if body.get("command"):
+            return f"command {body['command']}"
+        actions = body.get("actions") or []
+        if actions:
+            return f"action {actions[0].get('action_id', '?')}"
+        event = body.get("event") or {}
+        return f"event {event.get('type') or body.get('type') or '?'}"
+
+    async def _on_error(self, error: Exception, body: dict[str, Any], respond: Any) -> None:
+        # Bolt's global error handler (middleware and listeners), instead of its own log line.
+        untold = ""
+        # Events (and App Home buttons) carry no response_url: there is nobody to answer.
+        if respond is not None and body.get("response_url"):
+            try:
+                await respond(text=self.SORRY, response_type="ephemeral", replace_original=False)
+            except Exception as exc:
+                untold = f"; the user could not be told: {exc!r}"
+        log.error("slack %s failed: %r%s", self._listener(body), error, untold, exc_info=error)
 
     async def connect_socket_mode(
         self, handler: AsyncSocketModeHandler, supervisor: supervise.Supervisor

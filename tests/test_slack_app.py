@@ -221,6 +221,102 @@ async def test_subscribe_button(app_server, fake_slack: FakeSlack) -> None:  # t
     assert "Subscribed to `kv-cache`" in json.dumps(fake_slack.of("respond")[0])
 
 
+async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
+    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from adapters.cli import _start_slack
+    from bot.config import Settings
+    from bot.health import Adapters, AdapterState
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TEST_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-refused")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url + "api/")
+    fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
+    runner = StoreRunner(Store.open(":memory:"))
+    adapters = Adapters()
+    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
+    assert web_app is None and adapters.get("slack") == AdapterState("starting")
+    await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
+    reason = adapters.get("slack").reason  # type: ignore[union-attr]
+    assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
+    assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"slack adapter stopped: {reason}"]
+    await stop()
+    await runner.close()
+
+
+class FailingBot(PaperBot):
+    """The core raising under a listener, after the ack."""
+
+    async def handle(self, caller: Any, text: str) -> Any:
+        raise RuntimeError("the store is on fire")
+
+    async def mute(self, caller: Any, paper_id: str) -> Any:
+        raise RuntimeError("the store is on fire")
+
+
+@pytest.fixture
+async def failing_server(fake_slack: FakeSlack):  # type: ignore[no-untyped-def]
+    runner = StoreRunner(Store.open(":memory:"))
+    client = web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/")
+    adapter = SlackAdapter(FailingBot(runner, clock=lambda: NOW), client, SECRET)
+    server = TestServer(adapter.app.web_app(path="/slack/events"), host="127.0.0.1", port=0)
+    await server.start_server()
+    yield server
+    await server.close()
+    await runner.close()
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    import logging
+
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("payload", "listener"),
+    [
+        (lambda fake: command(fake, "kv-cache"), "command /papers"),
+        (lambda fake: button(fake, "not_relevant", "2401.1"), "action not_relevant"),
+    ],
+)
+async def test_a_failing_listener_answers_the_user_ephemerally_and_logs_once(
+    failing_server, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, payload, listener
+) -> None:  # type: ignore[no-untyped-def]
+    body = payload(fake_slack)
+    assert await post(failing_server, body, signed(body)) == 200
+    await wait_for(lambda: fake_slack.of("respond"))
+    (answer,) = fake_slack.of("respond")
+    assert answer["text"] == SlackAdapter.SORRY and answer["response_type"] == "ephemeral"
+    assert answer["replace_original"] is False
+    (line,) = error_lines(caplog)  # ours, instead of Bolt's own
+    assert line == f"slack {listener} failed: RuntimeError('the store is on fire')"
+
+
+async def test_a_failing_event_listener_is_logged_once(
+    failing_server, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    event = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event_id": "Ev1",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": "U1", "tab": "home"},
+    }
+    body = json.dumps(event)
+    headers = {**signed(body), "Content-Type": "application/json"}
+    assert await post(failing_server, body, headers) == 200
+    await wait_for(lambda: error_lines(caplog))
+    assert error_lines(caplog) == [
+        "slack event app_home_opened failed: RuntimeError('the store is on fire')"
+    ]
+    assert not fake_slack.of("respond")  # no response_url: nobody to answer
+
+
 def digest(n: int) -> Digest:
     card = PaperCard(
         "2401.1", "A <b> & c", "https://arxiv.org/abs/2401.1", "A", None, 1, "S" * 500, "why", {}
@@ -441,31 +537,4 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     assert len(fake_slack.of("chat.postMessage")) == 7  # 4 + 1 + 2 attempts
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
-    await runner.close()
-
-
-async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
-    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    import logging
-
-    from adapters.cli import _start_slack
-    from bot.config import Settings
-    from bot.health import Adapters, AdapterState
-
-    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TEST_TOKEN)
-    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-refused")
-    monkeypatch.setenv("SLACK_API_URL", fake_slack.url + "api/")
-    fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
-    runner = StoreRunner(Store.open(":memory:"))
-    adapters = Adapters()
-    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
-    assert web_app is None and adapters.get("slack") == AdapterState("starting")
-    await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
-    reason = adapters.get("slack").reason  # type: ignore[union-attr]
-    assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
-    assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == [f"slack adapter stopped: {reason}"]
-    await stop()
     await runner.close()

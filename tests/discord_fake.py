@@ -43,6 +43,21 @@ MANAGE_GUILD = 1 << 5
 SEND_MESSAGES = 1 << 11
 CALLBACK_SECONDS = 3.0
 TOKEN_MINUTES = 15
+# Discord's messages for the codes tests queue, and for plain HTTP failures (code 0).
+ERROR_MESSAGES = {
+    10003: "Unknown Channel",
+    10013: "Unknown User",
+    50001: "Missing Access",
+    50007: "Cannot send messages to this user",
+    50013: "Missing Permissions",
+    50035: "Invalid Form Body",
+}
+STATUS_MESSAGES = {
+    401: "401: Unauthorized",
+    500: "500: Internal Server Error",
+    502: "502: Bad Gateway",
+    503: "503: Service Unavailable",
+}
 CLOSE_REASONS = {
     4004: "Authentication failed.",
     4010: "Invalid shard.",
@@ -220,10 +235,17 @@ class FakeDiscord:
         if not queued:
             return None
         status, code = queued.pop(0)
-        # discord.py takes a 429 without `Via` for a Cloudflare ban, as Discord's carry one.
-        headers = {"Retry-After": "0", "Via": "1.1 google"} if status == 429 else {}
-        body = {"code": code, "message": f"error {code}", "retry_after": 0, "global": False}
-        return _json(body, status=status, headers=headers)
+        if status == 429:
+            # discord.py takes a 429 without `Via` for a Cloudflare ban, as Discord's carry one.
+            headers = {"Retry-After": "0", "Via": "1.1 google"}
+            body = {"message": "You are being rate limited.", "retry_after": 0, "global": False}
+            return _json(body, status=status, headers=headers)
+        message = ERROR_MESSAGES.get(code) or STATUS_MESSAGES.get(status, f"{status}: error")
+        # A 50035 names what was invalid; here, as for a too-long command description.
+        too_long = {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 100 or fewer in length."}
+        errors = {"0": {"description": {"_errors": [too_long]}}}
+        body = error_body(code, message, errors if code == 50035 else None)
+        return _json(body, status=status)
 
     def _invalid(self, body: Any, prefix: str = "") -> web.Response | None:
         errors = form_errors(body)

@@ -317,6 +317,102 @@ async def test_a_failing_event_listener_is_logged_once(
     assert not fake_slack.of("respond")  # no response_url: nobody to answer
 
 
+@pytest.mark.parametrize(
+    ("sync", "state", "reason"),
+    [
+        ([(400, 50035)], "failed", "Discord refused the command sync (400, error 50035"),
+        ([(503, 0)] * 100, "retrying", "command sync failed (DiscordServerError: 503"),
+    ],
+)
+async def test_discord_failing_to_start_delays_and_stops_nothing(
+    fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    sync: list[tuple[int, int]],
+    state: str,
+    reason: str,
+) -> None:
+    import asyncio
+    import contextlib
+    import socket
+
+    import discord
+    import yarl
+    from discord.gateway import DiscordWebSocket
+
+    from adapters import cli as cli_module
+    from bot.config import Settings
+    from tests.conftest import DISCORD_TEST_TOKEN
+    from tests.discord_fake import FakeDiscord
+
+    discord_fake = FakeDiscord()
+    await discord_fake.server.start_server()
+    monkeypatch.setattr(discord.http.Route, "BASE", discord_fake.base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(discord_fake.gateway_url))
+    discord_fake.fail["sync"] = list(sync)
+    monkeypatch.setattr(cli_module, "settle_gc", lambda: None)  # not in the test process
+    store = Store.open(tmp_path / "paperbot.db")
+    import_files(store, [SEED], NOW)  # not empty: no first ingest to wait for
+    store.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PAPERBOT_DB": str(tmp_path / "paperbot.db"),
+        "PAPERBOT_HTTP_HOST": "127.0.0.1",
+        "PAPERBOT_HTTP_PORT": str(port),
+        "PAPERBOT_HF_API_URL": "http://127.0.0.1:9/api",  # nothing listens there
+        "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+        "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.url + "api/",
+        "DISCORD_TOKEN": DISCORD_TEST_TOKEN,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    running = asyncio.create_task(cli_module._run(Settings()))
+
+    async def health() -> dict[str, Any] | None:
+        try:
+            async with ClientSession() as session, session.get(base + "/healthz") as r:
+                return dict(await r.json())
+        except OSError:
+            return None
+
+    try:
+        while (first := await health()) is None:
+            assert time.monotonic() - started < 5 and not running.done()
+            await asyncio.sleep(0.01)
+        answered_after = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while (report := await health()) and report["adapters"]["discord"]["state"] != state:
+            assert time.monotonic() < deadline, report
+            await asyncio.sleep(0.05)
+        assert report is not None and report["status"] == "degraded"
+        assert report["adapters"]["slack"] == {"state": "ok"}
+        assert report["adapters"]["discord"]["reason"].startswith(reason)
+        assert any(line.startswith(f"discord: {state}: {reason}") for line in report["reasons"])
+        body = command(fake_slack, "kv-cache")  # Slack answers all the while
+        async with (
+            ClientSession() as session,
+            session.post(base + "/slack/events", data=body, headers=signed(body)) as r,
+        ):
+            assert r.status == 200
+        await wait_for(lambda: fake_slack.of("respond"))
+        assert "KV Cache" in json.dumps(fake_slack.of("respond")[0]["blocks"])
+        assert not running.done()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await discord_fake.server.close()
+    assert first["status"] in ("ok", "degraded")
+    assert answered_after < 2.0, answered_after
+
+
 def digest(n: int) -> Digest:
     card = PaperCard(
         "2401.1", "A <b> & c", "https://arxiv.org/abs/2401.1", "A", None, 1, "S" * 500, "why", {}

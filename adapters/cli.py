@@ -21,7 +21,7 @@ import httpx
 from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
-from adapters.ops_http import add_ops_routes, serve
+from adapters.ops_http import add_ops_routes, healthz_url, serve
 from adapters.supervise import Supervisor
 from bot.cli import cli, open_store
 from bot.config import Settings
@@ -294,8 +294,7 @@ def doctor_command(settings: Settings) -> None:
 @click.pass_obj
 def health_command(settings: Settings, timeout: float) -> None:
     """Ask the running bot's /healthz; exit 1 unless it answers healthy (for HEALTHCHECK)."""
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
-    url = f"http://{host}:{settings.http_port}/healthz"
+    url = healthz_url(settings)
     try:
         response = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as exc:

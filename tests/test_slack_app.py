@@ -395,6 +395,10 @@ async def test_discord_failing_to_start_delays_and_stops_nothing(
         assert report["adapters"]["slack"] == {"state": "ok"}
         assert report["adapters"]["discord"]["reason"].startswith(reason)
         assert any(line.startswith(f"discord: {state}: {reason}") for line in report["reasons"])
+        async with ClientSession() as session, session.get(base + "/metrics") as r:
+            metrics = await r.text()
+        gauge = 'paperbot_adapter_state{adapter="discord",paperbot_adapter_state="%s"} 1.0'
+        assert gauge % state in metrics and gauge % "ok" not in metrics
         body = command(fake_slack, "kv-cache")  # Slack answers all the while
         async with (
             ClientSession() as session,

@@ -111,10 +111,15 @@ async def _first_start(settings: Settings, runner: StoreRunner) -> None:
 
 
 FALLBACK_SECONDS = 4.0
+# Start-up checks that run beside the bot (kept referenced so they are not collected).
+_background: set[asyncio.Task[None]] = set()
 
 
 async def _run(settings: Settings) -> None:
     started_at = datetime.now(UTC)
+    headless = bool(settings.slack_bot_token or settings.discord_token) or not sys.stdin.isatty()
+    # From the first moment: a stop during start-up is as graceful as one after it.
+    stop_signal = _StopSignal(sigint=headless)
     runner = StoreRunner(open_store(settings))
     client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
@@ -128,6 +133,7 @@ async def _run(settings: Settings) -> None:
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     slack_web: web.Application | None = None
     scheduler = None
+    digests: DigestRunner | None = None
     try:
         if settings.slack_bot_token:
             stop, slack_web = await _start_slack(settings, bot, destinations, adapters)
@@ -177,10 +183,17 @@ async def _run(settings: Settings) -> None:
         if chat or not sys.stdin.isatty():
             if not chat:
                 click.echo("No terminal either: running headless (ingest, /healthz, /metrics).")
-            await _stopped()
+            await stop_signal.wait()
         else:
             await run_interactive(bot)
+    except asyncio.CancelledError:
+        if not stop_signal.requested.is_set():
+            raise
+        stop_signal.stopped_early()
     finally:
+        # Sends in flight finish and are recorded before anything else stops.
+        if digests is not None:
+            await digests.close()
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
         for stop in reversed(stoppers):
@@ -189,14 +202,36 @@ async def _run(settings: Settings) -> None:
         await runner.close()
 
 
-async def _stopped() -> None:
-    """Wait until SIGTERM or SIGINT (a container stop, Ctrl-C)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    click.echo("Stopping.")
+class _StopSignal:
+    """SIGTERM (and SIGINT, Ctrl-C, when there is no console prompt) stop the bot gracefully
+    whenever they come: during start-up they cancel it, afterwards they end `wait`."""
+
+    def __init__(self, sigint: bool) -> None:
+        self.requested = asyncio.Event()
+        self._main = asyncio.current_task()
+        self._waiting = False
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,):
+            loop.add_signal_handler(sig, self._signal)
+
+    def _signal(self) -> None:
+        if self.requested.is_set():
+            return
+        self.requested.set()
+        if not self._waiting and self._main is not None:
+            self._main.cancel()
+
+    async def wait(self) -> None:
+        """Wait until a stop is asked for (a container stop, Ctrl-C)."""
+        self._waiting = True
+        await self.requested.wait()
+        click.echo("Stopping.")
+
+    def stopped_early(self) -> None:
+        """The stop came during start-up and cancelled it: carry on with the clean-up."""
+        if self._main is not None:
+            self._main.uncancel()
+        click.echo("Stopping.")
 
 
 async def _start_slack(
@@ -207,7 +242,7 @@ async def _start_slack(
     Returns its stop and, in HTTP mode, the aiohttp application the ops server must serve.
     Socket Mode connects in the background, so a slow or failing Slack delays nothing else.
     """
-    from adapters.slack_app import SlackAdapter, SlackDestination, web_client
+    from adapters.slack_app import SlackAdapter, SlackDestination, log_guarantee, web_client
 
     assert settings.slack_bot_token is not None
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
@@ -216,7 +251,9 @@ async def _start_slack(
     if not settings.slack_app_token and not secret:
         raise click.UsageError("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
     adapter = SlackAdapter(bot, client, secret or "socket-mode")
-    destinations["slack"] = SlackDestination(client)
+    destinations["slack"] = SlackDestination(client, settings.slack_history_interval_seconds)
+    # In the background: a slow Slack must not hold up the start.
+    _background.add(asyncio.create_task(log_guarantee(client), name="slack-scopes"))
     if settings.slack_app_token:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
+from bot.errors import LookupUnavailable
 from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -89,12 +91,23 @@ class ConsoleDestination:
         self.out = out
         self.sent = 0
 
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """The digest as one message; the ledger key leads it (its id)."""
+        return [f"{key}\n{render_digest(digest)}"]
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
         """Print the digest; the message id is the ledger key."""
-        self.out.write("\n" + render_digest(digest) + "\n")
+        key, _, text = body.partition("\n")
+        self.out.write("\n" + text + "\n")
         self.out.flush()
         self.sent += 1
         return f"console:{key}"
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """A terminal keeps no history to ask: a digest cut by a crash is printed again."""
+        raise LookupUnavailable("a terminal keeps no history")
 
 
 async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:

@@ -27,19 +27,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 import re
 from collections.abc import Awaitable
+from dataclasses import astuple
+from datetime import datetime
 from typing import Any, Literal, cast
 
 import discord
 from discord import app_commands
 from discord.utils import MISSING
 
-from adapters.discord_embeds import Message, digest_messages, reply_messages
+from adapters.discord_embeds import (
+    Message,
+    digest_marker,
+    digest_messages,
+    has_marker,
+    reply_messages,
+)
 from adapters.supervise import Permanent, Supervisor
 from bot.commands import Command
-from bot.errors import DestinationGone
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
@@ -54,6 +63,8 @@ GONE_CODES = {
     50007: "cannot send messages to this user",
     50013: "missing permissions",
 }
+# Refusals to read a channel's history: a permission missing, not a channel gone.
+NO_HISTORY_CODES = frozenset({50001, 50013})
 MAX_CHOICES = 25
 MAX_CHOICE_CHARS = 100
 # A deferred interaction stays "thinking..." for 15 minutes unless answered; a core call that
@@ -526,34 +537,51 @@ class DiscordDestination:
             return await self.client.create_dm(discord.Object(int(subscriber.address)))
         return self.client.get_partial_messageable(int(subscriber.address))
 
-    async def find_delivered(self, subscriber: Subscriber, key: str) -> str | None:
-        """After a crash: the id of a digest already posted with this ledger key, if any."""
-        marker = f"paperbot digest {key}"
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """The digest as messages of embeds and buttons, each marked with its key and part."""
+        return [
+            json.dumps({"embeds": m.embeds, "buttons": [astuple(b) for b in m.buttons()]})
+            for m in digest_messages(digest, key)
+        ]
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
+        """Post one rendered message; returns its id."""
+        message = json.loads(body)
+        view = discord.ui.View(timeout=None) if message["buttons"] else MISSING
+        for kind, value, label, row in message["buttons"]:
+            view.add_item(PaperButton(kind, value, label, row))
+        try:
+            channel = await self._channel(subscriber)
+            embeds = [discord.Embed.from_dict(embed) for embed in message["embeds"]]
+            sent = await channel.send(embeds=embeds, view=view)
+        except discord.HTTPException as exc:
+            self._raise_if_gone(subscriber, exc)
+            raise PostRejected(f"discord answered {exc.status} ({exc.code})") from exc
+        return str(sent.id)
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """The id of part `part` of digest `key` if it was posted between `since` and `until`."""
+        marker = digest_marker(key, part)
         me = self.client.user
         try:
             channel = await self._channel(subscriber)
-            async for message in channel.history(limit=50):
+            async for message in channel.history(limit=None, after=since, before=until):
                 if me is not None and message.author.id != me.id:
                     continue
-                if any(embed.footer.text == marker for embed in message.embeds[:1]):
+                if message.embeds and has_marker(dict(message.embeds[0].to_dict()), marker):
                     return str(message.id)
         except discord.HTTPException as exc:
+            if exc.code in NO_HISTORY_CODES:
+                # It may still post there; it only cannot read back what it posted.
+                raise LookupUnavailable(
+                    f"reading the channel's history was refused ({exc.code}): the bot needs "
+                    "Read Message History there"
+                ) from exc
             self._raise_if_gone(subscriber, exc)
-            raise
+            raise PostRejected(f"discord answered {exc.status} ({exc.code})") from exc
         return None
-
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
-        """Post the digest (several messages when long); returns the first message's id."""
-        try:
-            channel = await self._channel(subscriber)
-            first = ""
-            for message in digest_messages(digest, key):
-                sent = await channel.send(embeds=_embeds(message), view=_view(message))
-                first = first or str(sent.id)
-            return first
-        except discord.HTTPException as exc:
-            self._raise_if_gone(subscriber, exc)
-            raise
 
     @staticmethod
     def _raise_if_gone(subscriber: Subscriber, exc: discord.HTTPException) -> None:

@@ -134,14 +134,17 @@ class Message:
 Item = tuple[Embed, "tuple[int, PaperCard] | None"]
 
 
-def paginate(items: list[Item], subscribe_topic: str | None = None) -> list[Message]:
-    """Group embeds into messages of at most 10 embeds and 6000 characters."""
+def paginate(
+    items: list[Item], subscribe_topic: str | None = None, reserve: int = 0
+) -> list[Message]:
+    """Group embeds into messages of at most 10 embeds and 6000 characters (less `reserve`)."""
     messages = [Message(subscribe_topic=subscribe_topic)]
     total = 0
+    limit = MAX_MESSAGE_CHARS - reserve
     for embed, card in items:
         size = embed_size(embed)
         last = messages[-1]
-        if last.embeds and (len(last.embeds) >= MAX_EMBEDS or total + size > MAX_MESSAGE_CHARS):
+        if last.embeds and (len(last.embeds) >= MAX_EMBEDS or total + size > limit):
             messages.append(Message())
             total = 0
         messages[-1].embeds.append(embed)
@@ -162,16 +165,38 @@ def _digest_items(digest: Digest, key: str = "") -> list[Item]:
         heading = f"{part.topic} — digest for {digest.local_date}"
         more = f"…and {part.more} more: `/papers search {part.topic}`" if part.more else ""
         # The first header carries the ledger key so a restart can find a digest already sent.
-        footer = f"paperbot digest {key}" if key and not items else ""
+        footer = digest_marker(key, 0) if key and not items else ""
         items.append((text_embed(more or f"{len(part.cards)} new", heading, footer), None))
         items += _cards(part.cards, number)
         number += len(part.cards)
     return items
 
 
+def digest_marker(key: str, part: int) -> str:
+    """The footer text that identifies part `part` of the digest with ledger key `key`."""
+    return f"paperbot digest {key}" + (f" #{part + 1}" if part else "")
+
+
+def has_marker(embed: Embed, marker: str) -> bool:
+    """Whether an embed's footer carries this digest marker."""
+    text = str((embed.get("footer") or {}).get("text") or "")
+    return text == marker or text.endswith(" · " + marker)
+
+
 def digest_messages(digest: Digest, key: str = "") -> list[Message]:
-    """A digest as one or more messages within Discord's limits."""
-    return paginate(_digest_items(digest, key))
+    """A digest as one or more messages within Discord's limits.
+
+    With a ledger key, each message's first embed carries its marker in the footer, so a
+    message cut by a crash can be found in the channel's history.
+    """
+    marker_room = len(digest_marker(key, MAX_EMBEDS * 99)) + 3 if key else 0
+    messages = paginate(_digest_items(digest, key), reserve=marker_room)
+    for part, message in enumerate(messages[1:] if key else [], start=1):
+        first = message.embeds[0]
+        footer = str((first.get("footer") or {}).get("text") or "")
+        marker = digest_marker(key, part)
+        first["footer"] = {"text": f"{footer} · {marker}" if footer else marker}
+    return messages
 
 
 def reply_messages(reply: Reply) -> list[Message]:

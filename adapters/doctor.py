@@ -166,6 +166,29 @@ def check_sources(
         ]
 
 
+def check_slack_scopes(
+    settings: Settings, transport: httpx.BaseTransport | None = None
+) -> list[Finding]:
+    """Which delivery promise the Slack token's scopes allow (asks Slack's `auth.test`)."""
+    from adapters.slack_app import guarantee, missing_recovery_scopes
+
+    token = _secret(settings.slack_bot_token)
+    if not token.startswith("xoxb-"):
+        return []
+    url = (settings.slack_api_url or "https://slack.com/api/").rstrip("/") + "/auth.test"
+    try:
+        with httpx.Client(timeout=REACH_TIMEOUT_SECONDS, transport=transport) as client:
+            response = client.post(url, headers={"Authorization": f"Bearer {token}"})
+            answer = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return [Finding("warn", "slack", f"could not ask Slack for the token's scopes: {exc}")]
+    if not answer.get("ok"):
+        error = answer.get("error", f"HTTP {response.status_code}")
+        return [Finding("FAIL", "slack", f"Slack refused SLACK_BOT_TOKEN: {error}")]
+    missing = missing_recovery_scopes(response.headers.get("x-oauth-scopes", ""))
+    return [Finding("warn" if missing else "ok", "slack", f"digests {guarantee(missing)}")]
+
+
 def check_running(
     settings: Settings, transport: httpx.BaseTransport | None = None
 ) -> tuple[list[Finding], bool]:
@@ -215,6 +238,7 @@ def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -
     running, is_running = check_running(settings, transport)
     return [
         *check_adapters(settings),
+        *check_slack_scopes(settings, transport),
         *running,
         *check_database(Path(settings.db_path)),
         *check_semantic(settings),

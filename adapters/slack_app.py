@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -35,7 +37,7 @@ from adapters.slack_blocks import (
     reply_messages,
     section,
 )
-from bot.errors import DestinationGone
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -53,11 +55,16 @@ GONE_ERRORS = frozenset(
         "user_disabled",
     }
 )
-CHANNEL_POST_INTERVAL = 1.0
+CHANNEL_POST_INTERVAL = 1.0  # Slack allows about one message per second per channel
+# conversations.history for apps outside the Marketplace (2025): 1 call a minute, 15 messages.
+HISTORY_INTERVAL_SECONDS = 60.0
+HISTORY_PAGE = 15
+# What crash recovery needs to look a digest message up, by where digests go.
+RECOVERY_SCOPES = ("im:history", "channels:history", "groups:history")
 # Commands after which the App Home view is out of date.
 CHANGES_HOME = frozenset(
     {"subscribe", "sub", "unsubscribe", "unsub", "settings", "pause", "resume"}
-)  # Slack allows about one message per second per channel
+)
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -66,6 +73,39 @@ def error_code(exc: SlackApiError) -> str:
     if isinstance(data, dict) and data.get("error"):
         return str(data["error"])
     return f"http_{getattr(exc.response, 'status_code', '?')}"
+
+
+def missing_recovery_scopes(granted: str) -> list[str]:
+    """The history scopes crash recovery needs that a token's `X-OAuth-Scopes` lacks."""
+    have = {scope.strip() for scope in granted.split(",")}
+    return [scope for scope in RECOVERY_SCOPES if scope not in have]
+
+
+def guarantee(missing: list[str]) -> str:
+    """Which delivery promise holds for a token lacking these history scopes, and why."""
+    if not missing:
+        return "exactly once (a message cut by a crash is looked up in the conversation's history)"
+    return (
+        f"at least once: the token lacks {', '.join(missing)}, so a message cut by a crash "
+        "is sent again (reinstall the app from deploy/slack-manifest.yml)"
+    )
+
+
+async def log_guarantee(client: AsyncWebClient) -> None:
+    """Say in one log line which delivery promise this workspace's token allows."""
+    try:
+        response = await client.auth_test()
+    except SlackApiError as exc:
+        log.error("slack: auth.test refused the bot token (%s)", error_code(exc))
+        return
+    except Exception as exc:  # unreachable: the adapter's own calls will say more
+        log.warning("slack: could not check the token's scopes: %r", exc)
+        return
+    missing = missing_recovery_scopes(str(response.headers.get("x-oauth-scopes", "")))
+    if missing:
+        log.warning("slack digests are %s", guarantee(missing))
+    else:
+        log.info("slack digests are %s", guarantee(missing))
 
 
 def web_client(token: str, api_url: str | None = None) -> AsyncWebClient:
@@ -77,13 +117,26 @@ def web_client(token: str, api_url: str | None = None) -> AsyncWebClient:
 
 
 class SlackDestination:
-    """Delivers digests: by DM (`conversations.open`) or to a channel, paced per channel."""
+    """Delivers digests: by DM (`conversations.open`) or to a channel, paced per channel.
+
+    Each message carries its ledger key and part in Slack message metadata, so a message cut
+    by a crash can be found with `conversations.history` (scopes `im:history`,
+    `channels:history`, `groups:history`). Those calls are paced to one per
+    `history_interval` seconds: Slack's 2025 limit for apps outside the Marketplace is one a
+    minute, with at most 15 messages each.
+    """
 
     platform = "slack"
 
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(
+        self, client: AsyncWebClient, history_interval: float = HISTORY_INTERVAL_SECONDS
+    ) -> None:
         self.client = client
+        self.history_interval = history_interval
         self._last_post: dict[str, float] = {}
+        self._dm_channels: dict[str, str] = {}
+        self._history_lock = asyncio.Lock()
+        self._last_history: float | None = None
 
     async def _pace(self, channel: str) -> None:
         last = self._last_post.get(channel)
@@ -96,42 +149,96 @@ class SlackDestination:
     async def _channel_for(self, subscriber: Subscriber) -> str:
         if subscriber.kind != "user":
             return subscriber.address
-        opened = await self.client.conversations_open(users=subscriber.address)
-        return str(opened["channel"]["id"])
+        channel = self._dm_channels.get(subscriber.address)
+        if channel is None:
+            opened = await self.client.conversations_open(users=subscriber.address)
+            channel = self._dm_channels[subscriber.address] = str(opened["channel"]["id"])
+        return channel
 
-    async def find_delivered(self, subscriber: Subscriber, key: str) -> str | None:
-        """After a crash: the ts of a digest already posted with this ledger key, if any."""
-        channel = await self._channel_for(subscriber)
-        history = await self.client.conversations_history(
-            channel=channel, limit=50, include_all_metadata=True
-        )
-        for message in history.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
-                return str(message.get("ts"))
-        return None
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """The digest as Block Kit messages, each with its key and part in its metadata."""
+        messages = digest_messages(digest)
+        return [
+            json.dumps(
+                {
+                    "blocks": blocks,
+                    "text": fallback_text(blocks),
+                    "metadata": {
+                        "event_type": "paperbot_digest",
+                        "event_payload": {"key": key, "part": n, "parts": len(messages)},
+                    },
+                }
+            )
+            for n, blocks in enumerate(messages)
+        ]
 
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
-        """Post the digest (several messages when long); returns the first message's ts."""
+    async def post(self, subscriber: Subscriber, body: str) -> str:
+        """Post one rendered message; returns its ts."""
+        message = json.loads(body)
         try:
             channel = await self._channel_for(subscriber)
-            first_ts = ""
-            for blocks in digest_messages(digest):
-                await self._pace(channel)
-                posted = await self.client.chat_postMessage(
-                    channel=channel,
-                    blocks=blocks,
-                    text=fallback_text(blocks),
-                    metadata={"event_type": "paperbot_digest", "event_payload": {"key": key}},
-                )
-                first_ts = first_ts or str(posted["ts"])
-            return first_ts
+            await self._pace(channel)
+            posted = await self.client.chat_postMessage(channel=channel, **message)
+            return str(posted["ts"])
         except SlackApiError as exc:
-            error = error_code(exc)
-            if error in GONE_ERRORS:
-                log.warning("slack destination %s is gone: %s", subscriber.label, error)
-                raise DestinationGone(error) from exc
-            raise
+            raise _translated(subscriber, exc) from exc
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """The ts of part `part` of digest `key` if it was posted between `since` and `until`."""
+        try:
+            channel = await self._channel_for(subscriber)
+            cursor: str | None = None
+            while True:
+                page = await self._history(channel, since, until, cursor)
+                for message in page.get("messages") or []:
+                    payload = (message.get("metadata") or {}).get("event_payload") or {}
+                    # Digests posted before parts were recorded carry no part: they were one.
+                    if payload.get("key") == key and payload.get("part", 0) == part:
+                        return str(message.get("ts"))
+                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+                if not page.get("has_more") or cursor is None:
+                    return None
+        except SlackApiError as exc:
+            if error_code(exc) == "missing_scope":
+                needed = (getattr(exc.response, "data", None) or {}).get("needed", "?")
+                raise LookupUnavailable(
+                    f"conversations.history refused: the token lacks the {needed} scope"
+                ) from exc
+            raise _translated(subscriber, exc) from exc
+
+    async def _history(
+        self, channel: str, since: datetime, until: datetime, cursor: str | None
+    ) -> Any:
+        # One call at a time, `history_interval` apart (Tier 1); a 429 beyond that is waited
+        # out by the client's retry handler, which honours Retry-After.
+        async with self._history_lock:
+            if self._last_history is not None:
+                wait = self.history_interval - (time.monotonic() - self._last_history)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            try:
+                return await self.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{since.timestamp():.6f}",
+                    latest=f"{until.timestamp():.6f}",
+                    inclusive=True,
+                    limit=HISTORY_PAGE,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+            finally:
+                self._last_history = time.monotonic()
+
+
+def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
+    """Slack's answer as the core's error: gone for good, or refused for now."""
+    error = error_code(exc)
+    if error in GONE_ERRORS:
+        log.warning("slack destination %s is gone: %s", subscriber.label, error)
+        return DestinationGone(error)
+    return PostRejected(f"slack answered {error}")
 
 
 Listener = Callable[..., Awaitable[None]]

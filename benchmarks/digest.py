@@ -30,10 +30,20 @@ class Counting:
     def __init__(self) -> None:
         self.sent = 0
 
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """One message per digest, holding its key."""
+        return [key]
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
         """Count the digest."""
         self.sent += 1
         return str(self.sent)
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """Never asked in this benchmark (nothing crashes)."""
+        return None
 
 
 def build(path: Path, subscribers: int) -> int:

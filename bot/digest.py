@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.cards import card_from_hit
-from bot.errors import DestinationGone, InvalidQuery
+from bot.errors import DestinationGone, InvalidQuery, LookupUnavailable, PostRejected
 from bot.metrics import DIGESTS_FAILED, DIGESTS_SENT
 from bot.models import (
     Digest,
@@ -71,19 +71,36 @@ def retry_delay(attempts: int) -> timedelta:
 class Destination(Protocol):
     """Where one platform's digests go; each adapter implements it.
 
-    `deliver` returns the platform's message id. `key` is an idempotency key
-    (`"{subscriber_id}:{local_date}"`) an adapter may attach to the message. It raises
-    `DestinationGone` when the destination will never accept messages (DMs closed, channel
-    deleted, bot removed); any other exception is taken as transient and retried.
+    A digest is posted as a sequence of messages. `render` turns it into their bodies (text the
+    ledger keeps, so a digest cut by a crash resumes with the very same messages); each body
+    carries the ledger key `"{subscriber_id}:{local_date}"` and its part number where
+    `find_posted` can see them (Slack message metadata, a Discord embed footer).
 
-    An adapter may also offer `async find_delivered(subscriber, key) -> str | None`, the message
-    id of a digest it already posted under `key`; it lets a restart skip resending.
+    `post` sends one body and returns the platform's message id. It raises `DestinationGone`
+    when the destination will never accept messages, and `PostRejected` when the platform
+    answered with an error (so the message is certainly not posted); any other exception
+    leaves it uncertain whether the message went out.
+
+    `find_posted` settles an uncertain message (its post began between `since` and `until`):
+    the message id when the platform holds it, None when it does not. It raises
+    `LookupUnavailable` when the platform cannot tell (a scope missing, no history), and the
+    runner then resends: at least once instead of exactly once.
     """
 
     platform: str
 
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
-        """Post the digest; return the platform message id."""
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """The digest's messages, in order, each carrying `key` and its part number."""
+        ...
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
+        """Post one rendered message; return the platform message id."""
+        ...
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """The id of part `part` of digest `key` if the platform holds it, else None."""
         ...
 
 
@@ -380,9 +397,20 @@ def preview(store: Store, subscriber: Subscriber, now: datetime) -> Digest:
 # -- the ledger ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
+class _Part:
+    """One message of a digest as the ledger holds it (`digest_messages`)."""
+
+    index: int
+    body: str | None  # None once sent, and for digests claimed before messages were recorded
+    status: str  # pending, sending, sent
+    started_at: datetime | None = None
+    message_id: str | None = None
+
+
+@dataclass
 class Claim:
-    """A ledger row still `claimed`: a digest whose send has not finished."""
+    """A ledger row still `claimed`: a digest whose send has not finished, and its messages."""
 
     subscriber: Subscriber
     local_date: date
@@ -390,14 +418,21 @@ class Claim:
     window_end: datetime
     attempts: int
     paper_ids: tuple[str, ...]
+    parts: list[_Part] = field(default_factory=list)
+
+    @property
+    def uncertain(self) -> _Part | None:
+        """A message whose post began but whose outcome was never recorded (a crash, a timeout)."""
+        return next((p for p in self.parts if p.status == "sending"), None)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Job:
     subscriber: Subscriber
     day: date
-    digest: Digest
-    recovered: bool
+    paper_ids: tuple[str, ...]
+    digest: Digest | None = None  # to render, when there are no parts yet
+    parts: list[_Part] = field(default_factory=list)
 
 
 @dataclass
@@ -410,7 +445,8 @@ class TickReport:
     digests not sent because their local day had passed (their papers roll into the next one);
     a subscriber down for several days counts once, as the skip goes straight to today.
     `recovered`: ledger rows left `claimed` by a crash or an earlier failure that this tick
-    took up again (whatever their outcome, which is also counted above).
+    took up again (whatever their outcome, which is also counted above). `looked_up`:
+    messages of a crashed send whose outcome was asked of the platform (in the background).
     """
 
     sent: int = 0
@@ -419,6 +455,12 @@ class TickReport:
     retrying: int = 0
     skipped_stale: int = 0
     recovered: int = 0
+    looked_up: int = 0
+
+    def add(self, other: TickReport) -> None:
+        """Count `other`'s outcomes in this report too."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass
@@ -456,22 +498,142 @@ def _finish(
                 day.isoformat(),
             ],
         )
-
-
-def _finish_sent(
-    store: Store, rows: Sequence[tuple[int, date, str, Sequence[str]]], now: datetime
-) -> None:
-    """Mark several delivered digests sent, in one transaction."""
-    with store.conn:
-        store.conn.executemany(
-            "UPDATE deliveries SET status = 'sent', finished_at = ?, message_id = ?, "
-            "paper_ids = ?, error = NULL, retry_at = NULL "
-            "WHERE subscriber_id = ? AND local_date = ?",
-            [
-                (utc_iso(now), message_id, dumps_ids(list(paper_ids)), sid, day.isoformat())
-                for sid, day, message_id, paper_ids in rows
-            ],
+        # What was never sent will not be: its bodies need not be kept.
+        store.conn.execute(
+            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ? "
+            "AND status != 'sent'",
+            [subscriber_id, day.isoformat()],
         )
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A message's post is about to begin (with all of the digest's bodies on its first)."""
+
+    subscriber_id: int
+    day: date
+    part: int
+    at: datetime
+    bodies: tuple[str, ...] | None = None
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        key = [self.subscriber_id, self.day.isoformat()]
+        if self.bodies is not None:
+            # A digest claimed before messages were recorded kept a placeholder: replace it.
+            conn.execute(
+                "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key
+            )
+            conn.executemany(
+                "INSERT INTO digest_messages (subscriber_id, local_date, part, body, status) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                [(*key, n, body) for n, body in enumerate(self.bodies)],
+            )
+        conn.execute(
+            "UPDATE digest_messages SET status = 'sending', started_at = ? "
+            "WHERE subscriber_id = ? AND local_date = ? AND part = ?",
+            [utc_iso(self.at), *key, self.part],
+        )
+        # Counted before the post: a send that kills the process still counts (MAX_SENDS).
+        conn.execute(
+            "UPDATE deliveries SET attempts = attempts + 1 "
+            "WHERE subscriber_id = ? AND local_date = ?",
+            key,
+        )
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """The platform accepted a message; with `first_id`, it was the digest's last."""
+
+    subscriber_id: int
+    day: date
+    part: int
+    message_id: str
+    at: datetime
+    first_id: str | None = None
+    paper_ids: tuple[str, ...] = ()
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        key = [self.subscriber_id, self.day.isoformat()]
+        conn.execute(
+            "UPDATE digest_messages SET status = 'sent', message_id = ?, sent_at = ?, "
+            "body = NULL WHERE subscriber_id = ? AND local_date = ? AND part = ?",
+            [self.message_id, utc_iso(self.at), *key, self.part],
+        )
+        if self.first_id is not None:
+            conn.execute(
+                "UPDATE deliveries SET status = 'sent', finished_at = ?, message_id = ?, "
+                "paper_ids = ?, error = NULL, retry_at = NULL "
+                "WHERE subscriber_id = ? AND local_date = ?",
+                [utc_iso(self.at), self.first_id, dumps_ids(list(self.paper_ids)), *key],
+            )
+
+
+@dataclass(frozen=True)
+class _NotPosted:
+    """A message certainly did not go out (refused, or not found by a look-up): send it again."""
+
+    subscriber_id: int
+    day: date
+    part: int
+
+    def apply(self, conn: sqlite3.Connection) -> None:
+        key = [self.subscriber_id, self.day.isoformat()]
+        # Without a body (claimed before messages were recorded) the digest is built again.
+        conn.execute(
+            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ? "
+            "AND body IS NULL AND status != 'sent'",
+            key,
+        )
+        conn.execute(
+            "UPDATE digest_messages SET status = 'pending' "
+            "WHERE subscriber_id = ? AND local_date = ? AND part = ?",
+            [*key, self.part],
+        )
+
+
+_Op = _Start | _Posted | _NotPosted
+
+
+def _apply_ops(store: Store, ops: Sequence[_Op]) -> None:
+    with store.conn:
+        for op in ops:
+            op.apply(store.conn)
+
+
+class _LedgerWriter:
+    """Records messages' outcomes durably, in groups: the changes that queue up while one store
+    call runs share the next one (a commit per message cost a store call each)."""
+
+    def __init__(self, runner: StoreRunner) -> None:
+        self.runner = runner
+        self._queue: list[tuple[_Op, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def write(self, op: _Op) -> None:
+        """Return once `op` is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((op, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="paperbot-ledger")
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                await self.runner.background(_apply_ops, [op for op, _ in batch])
+            except Exception as error:
+                for _, done in batch:
+                    done.set_exception(error)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until everything queued is written."""
+        if self._flushing is not None:
+            await self._flushing
 
 
 def _claim_due(
@@ -561,7 +723,7 @@ def _claim_batch(
             store.conn.execute(
                 "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
                 "window_end, claimed_at, finished_at, paper_ids, attempts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
                 [
                     subscriber.id,
                     day.isoformat(),
@@ -585,11 +747,12 @@ def _claim_batch(
         if empty:
             plan.empty += 1
         else:
-            plan.jobs.append(_Job(subscriber, day, digest, recovered=False))
+            plan.jobs.append(_Job(subscriber, day, digest.paper_ids, digest=digest))
 
 
 def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[Claim]:
-    """Claimed rows whose retry time has come, on platforms this process can deliver to."""
+    """Claimed rows whose retry time has come, on platforms this process can deliver to, each
+    with its messages."""
     if not platforms:
         return []
     subs = Subscriptions(store)
@@ -601,8 +764,8 @@ def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[
         f"AND s.platform IN ({marks}) ORDER BY d.claimed_at",
         [utc_iso(now), *platforms],
     ).fetchall()
-    return [
-        Claim(
+    claims = {
+        (int(r[0]), str(r[1])): Claim(
             subscriber=subs.get(int(r[0])),
             local_date=date.fromisoformat(str(r[1])),
             window_start=parse_utc(str(r[2])),
@@ -611,11 +774,23 @@ def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[
             paper_ids=tuple(json.loads(r[5] or "[]")),
         )
         for r in rows
-    ]
+    }
+    if claims:
+        for sid, day, part, body, status, started, message_id in store.conn.execute(
+            "SELECT m.subscriber_id, m.local_date, m.part, m.body, m.status, m.started_at, "
+            "m.message_id FROM digest_messages AS m JOIN deliveries AS d "
+            "ON d.subscriber_id = m.subscriber_id AND d.local_date = m.local_date "
+            "WHERE d.status = 'claimed' ORDER BY m.part"
+        ):
+            claim = claims.get((int(sid), str(day)))
+            if claim is not None:
+                at = parse_utc(str(started)) if started else None
+                claim.parts.append(_Part(int(part), body, str(status), at, message_id))
+    return list(claims.values())
 
 
 def _reopen(store: Store, claim: Claim, now: datetime) -> Digest | None:
-    """Rebuild a claimed digest from its stored window and count a new attempt; None if empty."""
+    """Rebuild a claimed digest that has no messages yet from its stored window; None if empty."""
     digest = build_digest(
         store, claim.subscriber, claim.window_start, claim.window_end, claim.local_date
     )
@@ -624,8 +799,7 @@ def _reopen(store: Store, claim: Claim, now: datetime) -> Digest | None:
         return None
     with store.conn:
         store.conn.execute(
-            "UPDATE deliveries SET attempts = attempts + 1, paper_ids = ? "
-            "WHERE subscriber_id = ? AND local_date = ?",
+            "UPDATE deliveries SET paper_ids = ? WHERE subscriber_id = ? AND local_date = ?",
             [dumps_ids(digest.paper_ids), claim.subscriber.id, claim.local_date.isoformat()],
         )
     return digest
@@ -672,11 +846,17 @@ def _mark_gone(store: Store, subscriber_id: int, day: date, reason: str, now: da
 
 # -- the runner ------------------------------------------------------------------------------------
 
+# A look-up searches the platform from this long before a message's post began (clocks differ)
+# to this long after it could have ended.
+LOOKUP_MARGIN = timedelta(seconds=30)
+# How long a graceful stop lets the sends in flight finish, so their outcomes are recorded.
+STOP_GRACE_SECONDS = 10.0
+
 
 class DigestRunner:
     """Sends due digests; `tick` is called every minute by the scheduler and once at start.
 
-    Rules (also in docs/digests.md):
+    Rules (also in docs/digests.md and docs/reliability.md):
 
     * A subscriber is due when `next_due_at` (their local digest time on a chosen weekday,
       computed with zoneinfo, so DST is handled) has passed, they are not paused, not marked
@@ -688,14 +868,19 @@ class DigestRunner:
       passed over the same way: the first digest comes at the first digest time after that.
     * Claim: insert the ledger row (subscriber, local date) as `claimed` and advance
       `next_due_at` in one transaction; a primary-key conflict means the day is taken: skip.
-    * Nothing new: status `empty`, nothing posted. Sent: `sent` + message id + paper ids.
+    * Nothing new: status `empty`, nothing posted. Otherwise the digest is rendered into its
+      messages, kept in `digest_messages`; each is marked `sending` before its post and `sent`
+      (with its id) the moment the platform accepts it; after the last the row is `sent`.
       `DestinationGone`: `failed` and the subscriber is marked undeliverable (no more tries
       until they use a command). Any other error: the row stays `claimed` with the error and a
-      `retry_at` (1, 2, 4, 8, 16 minutes); after MAX_ATTEMPTS sends it becomes `failed`.
-    * Recovery, on every tick (so also right after a restart): each `claimed` row whose retry
-      time has come is finished. If the destination's `find_delivered(key)` reports the message,
-      it is marked sent without resending; else, if its local day is over, it becomes `failed`
-      (papers roll over); else it is rebuilt from its stored window and sent.
+      `retry_at` (1, 2, 4, 8, 16 minutes); after MAX_ATTEMPTS failures it becomes `failed`.
+    * Recovery, on every tick (so also right after a restart): a claimed row with a message
+      left `sending` (a crash or a timeout during its post) is settled by asking the platform
+      (`find_posted`, in the background so other digests go on meanwhile); found: `sent`,
+      not found: sent again, platform cannot tell: sent again (at least once). A claimed row
+      without uncertain messages resumes at its first unsent message, or is rebuilt from its
+      stored window when it has none; if nothing was posted and its local day is over it
+      becomes `failed` (papers roll over).
     """
 
     def __init__(
@@ -716,63 +901,152 @@ class DigestRunner:
         self._semaphore = asyncio.Semaphore(concurrency)
         # One tick at a time in this process, so recovery never takes up a send in flight.
         self._lock = asyncio.Lock()
+        self._ledger = _LedgerWriter(runner)
+        # Digests being settled by a look-up in the background, which ticks leave alone.
+        self._lookups: dict[tuple[int, date], asyncio.Task[None]] = {}
+        self._unknowable: set[tuple[str, str]] = set()  # (platform, reason) already logged
+        self._settled = TickReport()  # what background look-ups did since `settle` last ran
+        self._stopping = False
+        self._ticking: asyncio.Task[Any] | None = None
 
     async def tick(self, now: datetime | None = None) -> TickReport:
         """Recover unfinished claims, then claim, build and send every due digest."""
         async with self._lock:
-            now = now or self.clock()
             report = TickReport()
-            platforms = sorted(self.destinations)
-            claims = await self.runner.background(_open_claims, platforms, now)
-            if claims:
-                await asyncio.gather(*(self._recover(claim, now, report) for claim in claims))
-            cache = MatchCache()
-            # In batches, so look-ups get the store between them however many are due.
-            limit = CLAIM_BATCH
-            while True:
-                plan = await self.runner.background(_claim_due, platforms, now, cache, limit)
-                limit = next_batch_size(limit, plan.examined)
-                report.empty += plan.empty
-                report.skipped_stale += plan.skipped_stale
-                if plan.jobs:
-                    ids = await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
-                    sent = [
-                        (job, i) for job, i in zip(plan.jobs, ids, strict=True) if i is not None
-                    ]
-                    # Marked together, in one transaction: a crash before it is what the
-                    # recovery's find_delivered is for.
-                    if sent:
-                        rows = [(j.subscriber.id, j.day, i, j.digest.paper_ids) for j, i in sent]
-                        await self.runner.background(_finish_sent, rows, self.clock())
-                    for job, _ in sent:
-                        self._count_sent(job.subscriber, report)
-                if not plan.more:
-                    break
+            if self._stopping:
+                return report
+            self._ticking = asyncio.current_task()
+            try:
+                await self._tick(now or self.clock(), report)
+            finally:
+                self._ticking = None
             if report != TickReport():
-                log.info("digest tick %s: %s", utc_iso(now), report)
+                log.info("digest tick %s: %s", utc_iso(now or self.clock()), report)
             return report
 
-    async def _recover(self, claim: Claim, now: datetime, report: TickReport) -> None:
+    async def _tick(self, now: datetime, report: TickReport) -> None:
+        platforms = sorted(self.destinations)
+        claims = await self.runner.background(_open_claims, platforms, now)
+        resumable = []
+        for claim in claims:
+            if (claim.subscriber.id, claim.local_date) in self._lookups:
+                continue
+            if claim.uncertain is not None:
+                self._look_up(claim)
+                report.looked_up += 1
+            else:
+                resumable.append(claim)
+        if resumable:
+            await asyncio.gather(*(self._recover(claim, now, report) for claim in resumable))
+        cache = MatchCache()
+        # In batches, so look-ups get the store between them however many are due.
+        limit = CLAIM_BATCH
+        while not self._stopping:
+            plan = await self.runner.background(_claim_due, platforms, now, cache, limit)
+            limit = next_batch_size(limit, plan.examined)
+            report.empty += plan.empty
+            report.skipped_stale += plan.skipped_stale
+            if plan.jobs:
+                await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
+            if not plan.more:
+                break
+
+    async def close(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop for a shutdown: no new digests or messages; sends in flight get `grace` seconds
+        to finish (so their outcome is recorded), then everything is cancelled quietly. What is
+        left unfinished stays `claimed` for the next start."""
+        self._stopping = True
+        ticking = self._ticking
+        if ticking is not None and not ticking.done():
+            done, _ = await asyncio.wait({ticking}, timeout=grace)
+            if not done:
+                ticking.cancel()
+                await asyncio.wait({ticking})
+        lookups = list(self._lookups.values())
+        for task in lookups:
+            task.cancel()
+        if lookups:
+            await asyncio.wait(lookups)
+        await self._ledger.drain()
+
+    async def settle(self) -> TickReport:
+        """Wait for the background look-ups under way; what they did since the last call."""
+        while self._lookups:
+            await asyncio.wait(list(self._lookups.values()))
+        report, self._settled = self._settled, TickReport()
+        return report
+
+    # -- settling uncertain messages -------------------------------------------------------------
+
+    def _look_up(self, claim: Claim) -> None:
+        key = (claim.subscriber.id, claim.local_date)
+        task = asyncio.create_task(self._settle(claim), name=f"paperbot-lookup-{key[0]}")
+        self._lookups[key] = task
+        task.add_done_callback(lambda _: self._lookups.pop(key, None))
+
+    async def _settle(self, claim: Claim) -> None:
+        """Ask the platform whether the uncertain message got through, then finish the digest."""
+        part = claim.uncertain
+        assert part is not None and part.started_at is not None
         subscriber, day = claim.subscriber, claim.local_date
         key = ledger_key(subscriber.id, day)
         destination = self.destinations[subscriber.platform]
+        report = self._settled
+        since = part.started_at - LOOKUP_MARGIN
+        until = part.started_at + timedelta(seconds=self.deliver_timeout) + LOOKUP_MARGIN
+        try:
+            found = await destination.find_posted(subscriber, key, part.index, since, until)
+        except LookupUnavailable as why:
+            self._warn_unknowable(subscriber.platform, why.reason)
+            found = None
+        except DestinationGone as gone:
+            await self.runner.background(_mark_gone, subscriber.id, day, gone.reason, self.clock())
+            report.failed += 1
+            return
+        except Exception as error:
+            # Unknown whether it went out: resending could post it twice, so wait and ask again.
+            await self._transient(subscriber, day, f"find_posted: {error!r}", report)
+            return
+        if found:
+            log.info("digest %s part %d was already posted (%s)", key, part.index, found)
+            last = part.index == len(claim.parts) - 1
+            ids = [p.message_id for p in claim.parts]
+            ids[part.index] = found
+            first = str(ids[0] or found) if last else None
+            await self._ledger.write(
+                _Posted(subscriber.id, day, part.index, found, self.clock(), first, claim.paper_ids)
+            )
+            part.status, part.message_id, part.body = "sent", found, None
+            if last:
+                report.recovered += 1
+                return
+        else:
+            await self._ledger.write(_NotPosted(subscriber.id, day, part.index))
+            part.status = "pending"
+            if part.body is None:  # claimed before messages were recorded: build it again
+                claim.parts = [p for p in claim.parts if p.status == "sent"]
+        if not self._stopping:
+            await self._recover(claim, self.clock(), report)
+
+    def _warn_unknowable(self, platform: str, reason: str) -> None:
+        if (platform, reason) not in self._unknowable:
+            self._unknowable.add((platform, reason))
+            log.warning(
+                "digests on %s are at least once, not exactly once: the platform cannot tell "
+                "whether a message cut by a crash got through (%s), so it is sent again",
+                platform,
+                reason,
+            )
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def _recover(self, claim: Claim, now: datetime, report: TickReport) -> None:
+        """Finish a claimed digest with no uncertain message: resume it, or rebuild it."""
+        subscriber, day = claim.subscriber, claim.local_date
+        key = ledger_key(subscriber.id, day)
         report.recovered += 1
-        finder = getattr(destination, "find_delivered", None)
-        if finder is not None:
-            try:
-                async with self._semaphore:
-                    message_id = await asyncio.wait_for(
-                        finder(subscriber, key), self.deliver_timeout
-                    )
-            except Exception as error:
-                # Unknown whether it went out: resending could post it twice, so wait and ask again.
-                await self._transient(subscriber, day, f"find_delivered: {error!r}", report)
-                return
-            if message_id:
-                log.info("digest %s was already delivered (%s); not resending", key, message_id)
-                await self._mark_sent(subscriber, day, message_id, claim.paper_ids)
-                return
-        if local_date(subscriber.settings, now) > day:
+        begun = any(p.status == "sent" for p in claim.parts)
+        if not begun and local_date(subscriber.settings, now) > day:
             log.info("digest %s not finished before its local day ended; skipped", key)
             await self.runner.background(
                 _finish, subscriber.id, day, "failed", now, error="expired"
@@ -798,30 +1072,59 @@ class DigestRunner:
             )
             report.failed += 1
             return
+        if claim.parts:
+            await self._send(_Job(subscriber, day, claim.paper_ids, parts=claim.parts), report)
+            return
         digest = await self.runner.background(_reopen, claim, now)
         if digest is None:
             report.empty += 1
             return
-        message_id = await self._send(_Job(subscriber, day, digest, recovered=True), report)
-        if message_id is not None:
-            await self._mark_sent(subscriber, day, message_id, digest.paper_ids)
-            self._count_sent(subscriber, report)
+        await self._send(_Job(subscriber, day, digest.paper_ids, digest=digest), report)
 
     @staticmethod
     def _count_sent(subscriber: Subscriber, report: TickReport) -> None:
         DIGESTS_SENT.labels(subscriber.platform).inc()
         report.sent += 1
 
-    async def _send(self, job: _Job, report: TickReport) -> str | None:
-        """Deliver one digest; its message id, or None when it failed (and was recorded)."""
+    async def _send(self, job: _Job, report: TickReport) -> bool:
+        """Post a digest's unsent messages in order, recording each; True when all are sent."""
         subscriber, day = job.subscriber, job.day
         key = ledger_key(subscriber.id, day)
         destination = self.destinations[subscriber.platform]
+        part: _Part | None = None
         try:
             async with self._semaphore:
-                message_id = await asyncio.wait_for(
-                    destination.deliver(subscriber, job.digest, key), self.deliver_timeout
-                )
+                if self._stopping:
+                    return False  # nothing of it started: the next start sends it
+                parts, bodies = job.parts, None
+                if not parts:
+                    assert job.digest is not None
+                    bodies = tuple(destination.render(job.digest, key))
+                    parts = [_Part(n, body, "pending") for n, body in enumerate(bodies)]
+                ids = [p.message_id for p in parts]
+                for part in parts:
+                    if part.status == "sent":
+                        continue
+                    assert part.body is not None
+                    await self._ledger.write(
+                        _Start(subscriber.id, day, part.index, self.clock(), bodies)
+                    )
+                    bodies, part.status = None, "sending"
+                    message_id = str(
+                        await asyncio.wait_for(
+                            destination.post(subscriber, part.body), self.deliver_timeout
+                        )
+                    )
+                    ids[part.index] = message_id
+                    last = part.index == len(parts) - 1
+                    first = str(ids[0]) if last else None
+                    await self._ledger.write(
+                        _Posted(
+                            subscriber.id, day, part.index, message_id, self.clock(), first,
+                            job.paper_ids,
+                        )
+                    )  # fmt: skip
+                    part.status, part.message_id, part.body = "sent", message_id, None
         except DestinationGone as gone:
             log.warning(
                 "digest %s for %s: destination gone (%s); marked undeliverable, no more digests "
@@ -833,18 +1136,21 @@ class DigestRunner:
             await self.runner.background(_mark_gone, subscriber.id, day, gone.reason, self.clock())
             DIGESTS_FAILED.labels(subscriber.platform, "gone").inc()
             report.failed += 1
-            return None
-        except Exception as error:
+            return False
+        except PostRejected as error:
+            # The platform said no: the message is certainly not out, so it is simply sent again.
+            if part is not None and part.status == "sending":
+                await self._ledger.write(_NotPosted(subscriber.id, day, part.index))
             DIGESTS_FAILED.labels(subscriber.platform, "transient").inc()
             await self._transient(subscriber, day, repr(error), report)
-            return None
-        return str(message_id)
-
-    async def _mark_sent(
-        self, subscriber: Subscriber, day: date, message_id: object, paper_ids: Sequence[str]
-    ) -> None:
-        row = (subscriber.id, day, str(message_id), paper_ids)
-        await self.runner.background(_finish_sent, [row], self.clock())
+            return False
+        except Exception as error:
+            # A timeout or a dropped connection: whether it went out is for a look-up to settle.
+            DIGESTS_FAILED.labels(subscriber.platform, "transient").inc()
+            await self._transient(subscriber, day, repr(error), report)
+            return False
+        self._count_sent(subscriber, report)
+        return True
 
     async def _transient(
         self,

@@ -179,3 +179,36 @@ def m009_passage_vectors(db: Database) -> None:
     closer to the sentences about it than to a whole abstract. Papers embedded before this
     have none and are embedded again."""
     db.execute("ALTER TABLE paper_vectors ADD COLUMN passages BLOB")
+
+
+@migrations()
+def m010_digest_messages(db: Database) -> None:
+    """Each message of a digest, so a crash leaves only the messages in flight uncertain.
+
+    A digest is rendered once into its messages (`body`); each goes pending -> sending (the
+    post has started) -> sent (the platform accepted it, with its id; the body is dropped).
+    Digests claimed before this migration may have been posted whole: they get one `sending`
+    message without a body, which the next start looks up before rebuilding the digest.
+    """
+    db.table("digest_messages").create(
+        {
+            "subscriber_id": int,
+            "local_date": str,
+            "part": int,  # 0-based position in the digest
+            "body": str,  # the rendered message (NULL once sent)
+            "status": str,  # pending, sending, sent
+            "started_at": str,  # UTC, when the post began: the window a look-up searches
+            "message_id": str,
+            "sent_at": str,
+        },
+        pk=("subscriber_id", "local_date", "part"),
+        not_null={"status"},
+    )
+    db.execute(
+        "CREATE INDEX digest_messages_open ON digest_messages (status) WHERE status != 'sent'"
+    )
+    db.execute(
+        "INSERT INTO digest_messages (subscriber_id, local_date, part, status, started_at) "
+        "SELECT subscriber_id, local_date, 0, 'sending', claimed_at FROM deliveries "
+        "WHERE status = 'claimed'"
+    )

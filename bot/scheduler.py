@@ -27,16 +27,19 @@ DIGEST_MISFIRE_SECONDS = 50
 
 
 def logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-    """Wrap a job so an exception is logged with its name and never reaches the scheduler."""
+    """Wrap a job so an exception is logged with its name and never reaches the scheduler.
+
+    A job cancelled by a shutdown ends quietly: APScheduler would log the CancelledError as a
+    failure with its traceback, and nothing failed (the database is left consistent and the
+    next start resumes).
+    """
 
     @functools.wraps(job)
     async def run() -> None:
         try:
             await job()
         except asyncio.CancelledError:
-            # Shutting down mid-job: the database is left consistent; the next start resumes.
-            log.info("scheduled job %s cancelled by shutdown", name)
-            raise
+            log.info("scheduled job %s stopped by shutdown", name)
         except Exception:
             log.exception("scheduled job %s failed; it runs again at its next time", name)
 

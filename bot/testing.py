@@ -4,11 +4,12 @@ and helpers that put papers and subscribers into a real store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bot.errors import DestinationGone
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.models import Digest, DigestSettings, Paper, Subscriber
 from bot.store import Store
 from bot.subscriptions import Subscriptions
@@ -44,39 +45,53 @@ class SimulatedCrash(BaseException):
     """Stands for the process dying mid-send (not an `Exception`, so the bot cannot catch it)."""
 
 
-class TransientError(Exception):
-    """A failure a real platform might give for a moment (a 503, a timeout)."""
+class TransientError(PostRejected):
+    """A failure a real platform might give for a moment (a 503 answered, so nothing posted)."""
 
 
 @dataclass(frozen=True)
 class Delivered:
-    """One digest a FakeDestination accepted."""
+    """One message a FakeDestination accepted: a digest's part `part` of `parts`."""
 
     subscriber: Subscriber
     digest: Digest
     key: str
     message_id: str
     at: datetime | None
+    part: int = 0
+    parts: int = 1
+    paper_ids: tuple[str, ...] = ()
+
+    @property
+    def local_date(self) -> str:
+        """The digest's local date, from its ledger key."""
+        return self.key.split(":")[1]
 
 
 class FakeDestinationWithoutLookup:
-    """A platform that records every digest it is given and can be told to misbehave.
+    """A platform that records every message it is given and can be told to misbehave.
 
-    Like an adapter that cannot look up earlier messages, it has no `find_delivered`;
-    `FakeDestination` adds one.
+    It renders a digest as one message, or as messages of `per_message` papers each. Like an
+    adapter whose platform keeps no readable history, its `find_posted` cannot tell;
+    `FakeDestination` can.
     """
 
     def __init__(
-        self, platform: str = "console", clock: Callable[[], datetime] | None = None
+        self,
+        platform: str = "console",
+        clock: Callable[[], datetime] | None = None,
+        per_message: int | None = None,
     ) -> None:
         self.platform = platform
         self.clock = clock
+        self.per_message = per_message
         self.delivered: list[Delivered] = []
         self.calls = 0
+        self.lookups = 0
+        self._rendered: dict[str, Digest] = {}
         self._gone: dict[int, str] = {}
         self._transient: dict[int, int] = {}
-        self._crash_before: set[int] = set()
-        self._crash_after: set[int] = set()
+        self._crashes: dict[int, tuple[int, bool]] = {}  # subscriber -> (part, after posting)
 
     # -- misbehaviour ----------------------------------------------------------------------
 
@@ -89,34 +104,70 @@ class FakeDestinationWithoutLookup:
         self._gone.pop(subscriber_id, None)
 
     def fail_transiently(self, subscriber_id: int, times: int = 1) -> None:
-        """The next `times` deliveries to this subscriber raise TransientError."""
+        """The next `times` posts to this subscriber raise TransientError."""
         self._transient[subscriber_id] = times
 
-    def crash(self, subscriber_id: int, after_send: bool = False) -> None:
-        """The next delivery to this subscriber "kills the process", before or after posting."""
-        (self._crash_after if after_send else self._crash_before).add(subscriber_id)
+    def crash(self, subscriber_id: int, after_send: bool = False, part: int = 0) -> None:
+        """The next post of part `part` to this subscriber "kills the process", before or
+        after posting it."""
+        self._crashes[subscriber_id] = (part, after_send)
 
     # -- the Destination interface -----------------------------------------------------------
 
-    async def deliver(self, subscriber: Subscriber, digest: Digest, key: str) -> str:
-        """Record the digest and return a message id, unless told to fail."""
+    def render(self, digest: Digest, key: str) -> list[str]:
+        """The digest's paper ids in one message, or `per_message` to a message."""
+        self._rendered[key] = digest
+        ids = list(digest.paper_ids)
+        size = self.per_message or max(len(ids), 1)
+        chunks = [ids[n : n + size] for n in range(0, len(ids), size)] or [[]]
+        return [
+            json.dumps({"key": key, "part": n, "parts": len(chunks), "paper_ids": chunk})
+            for n, chunk in enumerate(chunks)
+        ]
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
+        """Record the message and return its id, unless told to fail."""
         self.calls += 1
         sid = subscriber.id
+        message = json.loads(body)
+        key = str(message["key"])
         if sid in self._gone:
             raise DestinationGone(self._gone[sid])
         if self._transient.get(sid, 0) > 0:
             self._transient[sid] -= 1
             raise TransientError("platform unavailable (503)")
-        if sid in self._crash_before:
-            self._crash_before.discard(sid)
+        crash = self._crashes.get(sid)
+        if crash is not None and crash[0] != message["part"]:
+            crash = None
+        if crash is not None and not crash[1]:
+            del self._crashes[sid]
             raise SimulatedCrash(f"crash before sending {key}")
         message_id = f"{self.platform}-msg-{len(self.delivered) + 1}"
         at = self.clock() if self.clock is not None else None
-        self.delivered.append(Delivered(subscriber, digest, key, message_id, at))
-        if sid in self._crash_after:
-            self._crash_after.discard(sid)
+        digest = self._rendered.get(key) or Digest(sid, key.split(":")[1], ())
+        self.delivered.append(
+            Delivered(
+                subscriber,
+                digest,
+                key,
+                message_id,
+                at,
+                int(message["part"]),
+                int(message["parts"]),
+                tuple(message["paper_ids"]),
+            )
+        )
+        if crash is not None:
+            del self._crashes[sid]
             raise SimulatedCrash(f"crash after sending {key}")
         return message_id
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """This platform keeps no history it could be asked about."""
+        self.lookups += 1
+        raise LookupUnavailable("this fake platform keeps no readable history")
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -126,25 +177,31 @@ class FakeDestinationWithoutLookup:
 
 
 class FakeDestination(FakeDestinationWithoutLookup):
-    """A recording platform that can also say whether it already holds a digest."""
+    """A recording platform that can also say whether it already holds a message."""
 
     def __init__(
-        self, platform: str = "console", clock: Callable[[], datetime] | None = None
+        self,
+        platform: str = "console",
+        clock: Callable[[], datetime] | None = None,
+        per_message: int | None = None,
     ) -> None:
-        super().__init__(platform, clock)
+        super().__init__(platform, clock, per_message)
         self._lookup_failures = 0
 
     def fail_lookups(self, times: int = 1) -> None:
-        """The next `times` calls of find_delivered raise TransientError."""
+        """The next `times` calls of find_posted raise TransientError."""
         self._lookup_failures = times
 
-    async def find_delivered(self, subscriber: Subscriber, key: str) -> str | None:
-        """The message id of a digest already posted under `key`, from this fake's record."""
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        """The message id of part `part` of digest `key`, from this fake's record."""
+        self.lookups += 1
         if self._lookup_failures > 0:
             self._lookup_failures -= 1
             raise TransientError("history lookup failed")
         for item in self.delivered:
-            if item.key == key:
+            if item.key == key and item.part == part:
                 return item.message_id
         return None
 

@@ -349,6 +349,8 @@ class FakeDiscord:
         if parts[0] == "channels" and parts[-1] == "messages":
             channel_id = parts[1]
             if request.method == "GET":
+                if (error := self._error("history")) is not None:
+                    return error
                 return _json(list(reversed(self.channel_messages.get(channel_id, []))))
             if (error := self._error("send")) is not None:
                 return error

@@ -4,6 +4,7 @@ a fake destination that records what it was sent. Expected UTC instants are writ
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -61,7 +62,10 @@ class Env:
     async def tick(self, at: datetime | None = None) -> TickReport:
         if at is not None:
             self.clock.set(at)
-        return await self.digests.tick()
+        report = await self.digests.tick()
+        report.add(await self.digests.settle())  # look-ups run in the background
+        report.looked_up = 0
+        return report
 
     async def subscriber(self, address: str, topics: list[str], settings: DigestSettings) -> int:
         sub = await self.do(add_subscriber, address, topics, self.clock(), settings)
@@ -145,7 +149,7 @@ async def unrelated_paper(env: Env) -> str:
 
 
 def ids_of(delivered: Any) -> list[str]:
-    return list(delivered.digest.paper_ids)
+    return list(delivered.paper_ids)
 
 
 # -- due times, time zones, DST ------------------------------------------------------------------
@@ -199,11 +203,11 @@ async def test_two_time_zones_across_dst_get_one_digest_per_local_day_at_the_rig
             got = env.destination.to(sid)
             assert [d.at for d in got] == expected, case
             # One digest per local date, the dates consecutive.
-            dates = [date.fromisoformat(d.digest.local_date) for d in got]
+            dates = [date.fromisoformat(d.local_date) for d in got]
             assert dates == [dates[0] + timedelta(days=i) for i in range(4)]
             assert [d.key for d in got] == [ledger_key(sid, day) for day in dates]
             # Windows chain: no paper twice, none lost before the last digest.
-            shown = [pid for d in got for pid in d.digest.paper_ids]
+            shown = [pid for d in got for pid in d.paper_ids]
             assert len(shown) == len(set(shown))
             last = got[-1].at
             assert last is not None
@@ -234,7 +238,7 @@ async def test_a_local_time_repeated_at_fall_back_gives_one_digest(db_path: Path
             await env.tick()
             clock.advance(timedelta(minutes=10))
         got = env.destination.to(sid)
-        assert [(d.digest.local_date, d.at) for d in got] == [
+        assert [(d.local_date, d.at) for d in got] == [
             ("2026-10-25", utc(2026, 10, 25, 0, 30)),
         ]
     finally:
@@ -255,7 +259,7 @@ async def test_a_local_time_skipped_at_spring_forward_still_gives_that_days_dige
             await env.tick()
             clock.advance(timedelta(minutes=10))
         got = env.destination.to(sid)
-        assert [(d.digest.local_date, d.at) for d in got] == [
+        assert [(d.local_date, d.at) for d in got] == [
             ("2026-03-29", utc(2026, 3, 29, 1, 30)),
             ("2026-03-30", utc(2026, 3, 30, 0, 30)),
         ]
@@ -276,11 +280,11 @@ async def test_only_on_chosen_days_and_the_weekend_rolls_into_monday(env: Env) -
         await env.tick()
         env.clock.advance(timedelta(minutes=30))
     got = env.destination.to(sid)
-    assert [d.digest.local_date for d in got] == ["2026-05-08", "2026-05-11", "2026-05-12"]
+    assert [d.local_date for d in got] == ["2026-05-08", "2026-05-11", "2026-05-12"]
     assert all(d.at is not None and d.at.hour == 7 for d in got)  # 09:00 CEST
     monday = got[1]
-    assert saturday_paper in monday.digest.paper_ids
-    assert len(monday.digest.paper_ids) == 3  # Friday noon, Saturday and Sunday
+    assert saturday_paper in monday.paper_ids
+    assert len(monday.paper_ids) == 3  # Friday noon, Saturday and Sunday
 
 
 # -- what a digest holds -------------------------------------------------------------------------
@@ -300,8 +304,8 @@ async def test_overlapping_topics_show_each_paper_once_under_its_best_topic(env:
     assert report.sent == 1
     (delivered,) = env.destination.to(sid)
     sections = {s.topic: [c.paper_id for c in s.cards] for s in delivered.digest.sections}
-    assert sorted(delivered.digest.paper_ids) == sorted([kv_only, quant_only, both])
-    assert len(delivered.digest.paper_ids) == 3
+    assert sorted(delivered.paper_ids) == sorted([kv_only, quant_only, both])
+    assert len(delivered.paper_ids) == 3
     # The overlap scores higher on "quantization" (title and abstract), so it is listed there.
     assert sections == {"kv cache": [kv_only], "quantization": [both, quant_only]}
     assert [s.topic for s in delivered.digest.sections] == ["kv cache", "quantization"]
@@ -322,9 +326,9 @@ async def test_the_cap_is_shared_across_topics_and_more_counts_what_was_cut(env:
         1,
         1,
     )
-    assert set(delivered.digest.paper_ids) <= set(kv + moe)
+    assert set(delivered.paper_ids) <= set(kv + moe)
     rows = await env.ledger(sid)
-    assert json.loads(rows[0]["paper_ids"]) == list(delivered.digest.paper_ids)
+    assert json.loads(rows[0]["paper_ids"]) == list(delivered.paper_ids)
 
 
 def _hit(paper_id: str, score: float) -> SearchHit:
@@ -368,7 +372,7 @@ async def test_muted_papers_are_left_out(env: Env) -> None:
     await env.do(lambda s: Subscriptions(s).mute(sid, muted, env.clock()))
     await env.tick(utc(2026, 5, 4, 7, 0))
     (delivered,) = env.destination.to(sid)
-    assert delivered.digest.paper_ids == (keep,)
+    assert delivered.paper_ids == (keep,)
 
 
 async def test_first_digest_reaches_back_24_hours_before_subscribing_and_no_further(
@@ -386,8 +390,8 @@ async def test_first_digest_reaches_back_24_hours_before_subscribing_and_no_furt
     assert (await env.tick(utc(2026, 5, 4, 6, 59))).sent == 0
     assert (await env.tick(utc(2026, 5, 4, 7, 0))).sent == 1
     (delivered,) = env.destination.to(sid)
-    assert sorted(delivered.digest.paper_ids) == sorted([day_before, after])
-    assert too_old not in delivered.digest.paper_ids
+    assert sorted(delivered.paper_ids) == sorted([day_before, after])
+    assert too_old not in delivered.paper_ids
     (row,) = await env.ledger(sid)
     assert parse_utc(row["window_start"]) == subscribed - timedelta(hours=24)
 
@@ -402,7 +406,7 @@ async def test_subscribing_after_todays_digest_time_waits_for_tomorrow(env: Env)
     assert (await env.get(sid)).next_due_at == utc(2026, 5, 5, 7, 0)
     await env.tick(utc(2026, 5, 5, 7, 0))
     (delivered,) = env.destination.to(sid)
-    assert delivered.digest.paper_ids == (recent,)
+    assert delivered.paper_ids == (recent,)
 
 
 async def test_nothing_new_means_no_post_but_the_day_is_recorded(env: Env) -> None:
@@ -424,7 +428,7 @@ async def test_nothing_new_means_no_post_but_the_day_is_recorded(env: Env) -> No
     fresh = await kv_paper(env)
     await env.tick(utc(2026, 5, 5, 7, 0))
     (delivered,) = env.destination.to(sid)
-    assert delivered.digest.paper_ids == (fresh,)
+    assert delivered.paper_ids == (fresh,)
     rows = await env.ledger(sid)
     assert rows[1]["window_start"] == rows[0]["window_end"]
 
@@ -454,7 +458,7 @@ async def test_preview_marks_nothing_and_matches_what_is_then_sent(env: Env) -> 
     assert await env.ledger(sid) == []
     await env.tick(utc(2026, 5, 4, 7, 0))
     (delivered,) = env.destination.to(sid)
-    assert delivered.digest.paper_ids == shown.paper_ids
+    assert delivered.paper_ids == shown.paper_ids
     after = await env.do(preview, sub, utc(2026, 5, 4, 8, 0))
     assert after.is_empty  # the sent digest moved the window on
 
@@ -494,8 +498,8 @@ async def test_downtime_across_the_due_time_sends_once_at_start_if_still_that_lo
         report = await second.tick(utc(2026, 5, 4, 15, 0))
         assert (report.sent, report.skipped_stale) == (1, 0)
         (delivered,) = destination.to(sid)
-        assert delivered.digest.local_date == "2026-05-04"
-        assert delivered.digest.paper_ids == (pid,)
+        assert delivered.local_date == "2026-05-04"
+        assert delivered.paper_ids == (pid,)
         assert await second.tick(utc(2026, 5, 4, 15, 1)) == TickReport()
         assert len(destination.delivered) == 1
     finally:
@@ -524,8 +528,8 @@ async def test_downtime_past_the_local_day_skips_it_and_the_papers_come_next_tim
         report = await second.tick(utc(2026, 5, 5, 7, 0))
         assert report.sent == 1
         (delivered,) = destination.to(sid)
-        assert delivered.digest.local_date == "2026-05-05"
-        assert sorted(delivered.digest.paper_ids) == sorted([missed, later])
+        assert delivered.local_date == "2026-05-05"
+        assert sorted(delivered.paper_ids) == sorted([missed, later])
     finally:
         await second.close()
 
@@ -547,8 +551,8 @@ async def test_downtime_over_several_days_sends_only_today(db_path: Path) -> Non
             row for row in await second.ledger(sid) if row["local_date"] == "2026-05-07"
         ]
         (delivered,) = destination.to(sid)
-        assert delivered.digest.local_date == "2026-05-07"
-        assert sorted(delivered.digest.paper_ids) == sorted(papers)
+        assert delivered.local_date == "2026-05-07"
+        assert sorted(delivered.paper_ids) == sorted(papers)
     finally:
         await second.close()
 
@@ -577,7 +581,7 @@ async def test_restart_between_claim_and_send_sends_exactly_once(db_path: Path) 
         report = await second.tick()
         assert (report.recovered, report.sent) == (1, 1)
         (delivered,) = destination.to(sid)
-        assert delivered.digest.paper_ids == (planned,)
+        assert delivered.paper_ids == (planned,)
         assert delivered.key == ledger_key(sid, date(2026, 5, 4))
         (row,) = await second.ledger(sid)
         assert (row["status"], row["message_id"], row["attempts"]) == ("sent", "console-msg-1", 2)
@@ -661,8 +665,8 @@ async def test_a_claim_left_over_from_a_past_local_day_is_not_sent_late(db_path:
         assert (row["status"], row["error"]) == ("failed", "expired")
         await second.tick(utc(2026, 5, 5, 7, 0))
         (delivered,) = destination.to(sid)
-        assert delivered.digest.local_date == "2026-05-05"
-        assert delivered.digest.paper_ids == (monday,)
+        assert delivered.local_date == "2026-05-05"
+        assert delivered.paper_ids == (monday,)
     finally:
         await second.close()
 
@@ -708,7 +712,7 @@ async def test_an_undeliverable_destination_is_marked_and_not_retried(env: Env) 
         for hour in (7, 8, 20):
             await env.tick(utc(2026, 5, day, hour, 0))
     assert env.destination.calls == calls + 2  # only "fine", on Tuesday and Wednesday
-    assert [d.digest.local_date for d in env.destination.to(fine)] == [
+    assert [d.local_date for d in env.destination.to(fine)] == [
         "2026-05-04",
         "2026-05-05",
         "2026-05-06",
@@ -720,7 +724,7 @@ async def test_an_undeliverable_destination_is_marked_and_not_retried(env: Env) 
     await env.do(lambda s: Subscriptions(s).clear_undeliverable(gone))
     await env.tick(utc(2026, 5, 7, 7, 0))
     (delivered,) = env.destination.to(gone)
-    assert lost in delivered.digest.paper_ids
+    assert lost in delivered.paper_ids
 
 
 async def test_a_transient_failure_is_retried_with_backoff_and_sent_once(env: Env) -> None:
@@ -763,7 +767,7 @@ async def test_a_destination_that_keeps_failing_is_given_up_and_papers_roll_over
     env.destination.fail_transiently(sid, times=0)
     await env.tick(utc(2026, 5, 5, 7, 0))
     (delivered,) = env.destination.to(sid)
-    assert monday in delivered.digest.paper_ids
+    assert monday in delivered.paper_ids
 
 
 async def test_many_subscribers_are_each_sent_exactly_once(env: Env) -> None:
@@ -830,7 +834,7 @@ async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_fu
     monkeypatch.setattr(digest_module, "ANALYZE_CHUNK", 1)
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert report.sent == 4
-    sent = {d.subscriber.id: d.digest.paper_ids for d in env.destination.delivered}
+    sent = {d.subscriber.id: d.paper_ids for d in env.destination.delivered}
     assert sent == expected
     assert len(calls) > 10, len(calls)  # cut short mid-digest, not only between subscribers
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
@@ -853,7 +857,7 @@ async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyon
     monkeypatch.setattr(digest_module, "SCORE_SECONDS", 3600.0)
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert report.sent == 3
-    assert {d.subscriber.id: d.digest.paper_ids for d in env.destination.delivered} == expected
+    assert {d.subscriber.id: d.paper_ids for d in env.destination.delivered} == expected
     assert len(calls) >= 3, len(calls)  # one topic scored per batch
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
 
@@ -864,3 +868,202 @@ def test_claim_batches_shrink_to_what_fits_their_budget_and_grow_back() -> None:
     assert next_batch_size(33, 33) == 66  # all of it fitted: double
     assert next_batch_size(66, 80) == 100  # never above CLAIM_BATCH
     assert next_batch_size(20, 0) == 8  # never below the minimum, so a tick always moves on
+
+
+# -- digests of several messages, and settling what a crash left uncertain ----------------------
+
+
+async def three_papers(env: Env) -> list[str]:
+    return [await kv_paper(env) for _ in range(3)]
+
+
+async def messages(env: Env, subscriber_id: int) -> list[dict[str, Any]]:
+    def rows(store: Store) -> list[dict[str, Any]]:
+        return list(
+            store.db.query(
+                "SELECT part, status, message_id, body FROM digest_messages "
+                "WHERE subscriber_id = ? ORDER BY part",
+                [subscriber_id],
+            )
+        )
+
+    return await env.do(rows)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("after_send", [False, True], ids=["before-posting", "after-posting"])
+async def test_a_digest_cut_between_its_messages_resumes_where_it_stopped(
+    db_path: Path, after_send: bool
+) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = FakeDestination(clock=clock, per_message=1)  # three papers: three messages
+    first = Env(db_path, clock, platform)
+    sid = await first.subscriber("u", ["kv cache"], BERLIN)
+    await three_papers(first)
+    platform.crash(sid, after_send=after_send, part=1)
+    with pytest.raises(SimulatedCrash):
+        await first.tick(utc(2026, 5, 4, 7, 0))
+    assert [m["status"] for m in await messages(first, sid)] == ["sent", "sending", "pending"]
+    await first.close()
+
+    second = Env(db_path, clock, platform)
+    try:
+        report = await second.tick(utc(2026, 5, 4, 7, 1))
+        assert report.sent == 1 and platform.lookups == 1  # only the uncertain message
+        posted = [(d.part, d.message_id) for d in platform.to(sid)]
+        assert [part for part, _ in posted] == [0, 1, 2]  # each message once, in order
+        rows = await messages(second, sid)
+        assert [(m["status"], m["message_id"]) for m in rows] == [("sent", i) for _, i in posted]
+        assert all(m["body"] is None for m in rows)  # sent messages keep only their ids
+        (row,) = await second.ledger(sid)
+        assert (row["status"], row["message_id"]) == ("sent", posted[0][1])
+    finally:
+        await second.close()
+
+
+async def test_a_refused_post_is_sent_again_without_asking_the_platform(env: Env) -> None:
+    sid = await env.subscriber("u", ["kv cache"], BERLIN)
+    await kv_paper(env)
+    assert isinstance(env.destination, FakeDestination)
+    env.destination.fail_transiently(sid)  # the platform answered 503: certainly not posted
+    report = await env.tick(utc(2026, 5, 4, 7, 0))
+    assert (report.retrying, report.sent) == (1, 0)
+    assert [m["status"] for m in await messages(env, sid)] == ["pending"]
+    report = await env.tick(utc(2026, 5, 4, 7, 1))
+    assert report.sent == 1 and env.destination.lookups == 0
+
+
+class SlowLookups(FakeDestination):
+    """A platform whose history answers only when released (Slack's Tier 1 wait)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock=clock)
+        self.release = asyncio.Event()
+
+    async def find_posted(
+        self, subscriber: Subscriber, key: str, part: int, since: datetime, until: datetime
+    ) -> str | None:
+        await self.release.wait()
+        return await super().find_posted(subscriber, key, part, since, until)
+
+
+async def test_a_slow_look_up_holds_up_no_other_digest(db_path: Path) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = SlowLookups(clock)
+    first = Env(db_path, clock, platform)
+    crashed = await first.subscriber("u", ["kv cache"], BERLIN)
+    await kv_paper(first)
+    platform.crash(crashed, after_send=True)
+    with pytest.raises(SimulatedCrash):
+        await first.tick(utc(2026, 5, 4, 7, 0))
+    await first.close()
+
+    second = Env(db_path, clock, platform)
+    try:
+        other = await second.subscriber("v", ["kv cache"], replace(BERLIN, digest_time="09:05"))
+        report = await second.digests.tick(utc(2026, 5, 4, 7, 5))
+        assert (report.looked_up, report.sent) == (1, 1)  # the look-up waits; the other is sent
+        assert [d.subscriber.id for d in platform.delivered] == [crashed, other]
+        # A tick while the look-up still waits leaves that digest alone.
+        assert await second.digests.tick(utc(2026, 5, 4, 7, 6)) == TickReport()
+        platform.release.set()
+        settled = await second.digests.settle()
+        assert (settled.recovered, settled.sent) == (1, 0)  # found: marked sent, not resent
+        assert len(platform.to(crashed)) == 1
+        assert (await second.ledger(crashed))[0]["status"] == "sent"
+    finally:
+        await second.close()
+
+
+async def test_where_the_platform_cannot_tell_the_message_is_resent_and_that_is_said(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = FakeDestinationWithoutLookup(clock=clock)
+    first = Env(db_path, clock, platform)
+    sid = await first.subscriber("u", ["kv cache"], BERLIN)
+    await kv_paper(first)
+    platform.crash(sid, after_send=True)
+    with pytest.raises(SimulatedCrash):
+        await first.tick(utc(2026, 5, 4, 7, 0))
+    await first.close()
+
+    second = Env(db_path, clock, platform)
+    try:
+        report = await second.tick(utc(2026, 5, 4, 7, 1))
+        assert report.sent == 1
+        assert len(platform.to(sid)) == 2  # at least once: the one in flight went out twice
+        warnings = [r for r in caplog.records if "at least once" in r.getMessage()]
+        assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    finally:
+        await second.close()
+
+
+class SlowPosts(FakeDestination):
+    """A platform whose posts take a while."""
+
+    async def post(self, subscriber: Subscriber, body: str) -> str:
+        await asyncio.sleep(0.3)
+        return await super().post(subscriber, body)
+
+
+async def test_a_graceful_stop_lets_the_sends_in_flight_finish_and_records_them(
+    db_path: Path,
+) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = SlowPosts(clock=clock)
+    env = Env(db_path, clock, platform)
+    ids = [await env.subscriber(f"u{n}", ["kv cache"], BERLIN) for n in range(20)]
+    await kv_paper(env)
+    clock.set(utc(2026, 5, 4, 7, 0))
+    tick = asyncio.create_task(env.digests.tick())
+    await asyncio.sleep(0.1)  # the first 8 posts are under way
+    await env.digests.close()
+    assert tick.done() and not tick.cancelled()
+    sent = {d.subscriber.id for d in platform.delivered}
+    assert len(sent) == 8  # the ones in flight finished; no new one started
+    statuses = {sid: (await env.ledger(sid) or [{"status": None}])[0]["status"] for sid in ids}
+    assert {s for sid, s in statuses.items() if sid in sent} == {"sent"}
+    left = [m["status"] for sid in ids for m in await messages(env, sid)]
+    assert "sending" not in left
+    await env.close()
+
+    later = Env(db_path, clock, platform)  # the next start sends the rest, nothing twice
+    try:
+        await later.tick(utc(2026, 5, 4, 7, 1))
+        assert sorted(d.subscriber.id for d in platform.delivered) == sorted(ids)
+    finally:
+        await later.close()
+
+
+async def test_a_digest_claimed_before_messages_were_recorded_is_looked_up_first(
+    db_path: Path,
+) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = FakeDestination(clock=clock)
+    env = Env(db_path, clock, platform)
+    try:
+        sid = await env.subscriber("u", ["kv cache"], BERLIN)
+        pid = await kv_paper(env)
+
+        def claimed_by_an_older_version(store: Store) -> None:
+            # What m010 leaves of a row claimed before it: one `sending` message, no body.
+            with store.conn:
+                store.conn.execute(
+                    "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, "
+                    "window_end, claimed_at, attempts) VALUES (?, '2026-05-04', 'claimed', ?, ?, "
+                    "?, 1)",
+                    [sid, "2026-05-03T05:00:00Z", "2026-05-04T07:00:00Z", "2026-05-04T07:00:00Z"],
+                )
+                store.conn.execute(
+                    "INSERT INTO digest_messages (subscriber_id, local_date, part, status, "
+                    "started_at) VALUES (?, '2026-05-04', 0, 'sending', '2026-05-04T07:00:00Z')",
+                    [sid],
+                )
+
+        await env.do(claimed_by_an_older_version)
+        report = await env.tick(utc(2026, 5, 4, 7, 1))
+        assert report.sent == 1 and platform.lookups == 1  # not found, so built and sent
+        (delivered,) = platform.to(sid)
+        assert delivered.paper_ids == (pid,)
+    finally:
+        await env.close()

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
@@ -29,7 +29,7 @@ from adapters.discord_app import (
 )
 from adapters.discord_embeds import embed_size
 from adapters.supervise import Supervisor
-from bot.errors import DestinationGone
+from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.health import Adapters, AdapterState
 from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
@@ -264,13 +264,24 @@ def subscriber(kind: str, address: str) -> Subscriber:
     return Subscriber(7, "discord", kind, address, GUILD_ID, DigestSettings(), NOW)
 
 
+async def deliver(destination: DiscordDestination, to: Subscriber, digest: Digest, key: str) -> str:
+    """Post every message of a digest, as the digest runner does; the first message's id."""
+    ids = [await destination.post(to, body) for body in destination.render(digest, key)]
+    return ids[0]
+
+
+def window() -> tuple[datetime, datetime]:
+    now = datetime.now(UTC)
+    return now - timedelta(minutes=5), now + timedelta(minutes=1)
+
+
 async def test_digest_by_dm_is_split_and_can_be_found_after_a_crash(
     fake: FakeDiscord, client: PaperbotClient
 ) -> None:
     destination = DiscordDestination(client)
     to_ada = subscriber("user", ADA)
-    assert await destination.find_delivered(to_ada, "7:2026-11-20") is None
-    first = await destination.deliver(to_ada, DIGEST, "7:2026-11-20")
+    assert await destination.find_posted(to_ada, "7:2026-11-20", 0, *window()) is None
+    first = await deliver(destination, to_ada, DIGEST, "7:2026-11-20")
     (dm,) = fake.sent("POST", "/users/@me/channels")
     assert dm == {"recipient_id": int(ADA)}
     posts = fake.sent("POST", "/channels/")
@@ -280,13 +291,30 @@ async def test_digest_by_dm_is_split_and_can_be_found_after_a_crash(
     assert posts[0]["embeds"][0]["footer"]["text"] == "paperbot digest 7:2026-11-20"
     buttons = [b for p in posts for row in p["components"] for b in row["components"]]
     assert len(buttons) == 28  # more like + not relevant for each of the 14 papers
-    assert await destination.find_delivered(to_ada, "7:2026-11-20") == first
-    assert await destination.find_delivered(to_ada, "7:2026-11-21") is None
+    # Every message carries its part of the ledger key, so a crash between them is resumable.
+    assert posts[1]["embeds"][0]["footer"]["text"].endswith(" · paperbot digest 7:2026-11-20 #2")
+    assert await destination.find_posted(to_ada, "7:2026-11-20", 0, *window()) == first
+    third = await destination.find_posted(to_ada, "7:2026-11-20", 2, *window())
+    assert third == fake.channel_messages["4" + ADA[1:]][2]["id"]
+    assert await destination.find_posted(to_ada, "7:2026-11-21", 0, *window()) is None
+
+
+async def test_a_channel_whose_history_cannot_be_read_is_at_least_once_not_gone(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    destination = DiscordDestination(client)
+    to_channel = subscriber("channel", CHANNEL_ID)
+    fake.fail["history"] = [(403, 50001)]  # Missing Access: no Read Message History there
+    with pytest.raises(LookupUnavailable, match="Read Message History"):
+        await destination.find_posted(to_channel, "7:2026-11-20", 0, *window())
+    fake.fail["history"] = [(404, 10003)]  # Unknown Channel: gone
+    with pytest.raises(DestinationGone):
+        await destination.find_posted(to_channel, "7:2026-11-20", 0, *window())
 
 
 async def test_digest_to_a_channel(fake: FakeDiscord, client: PaperbotClient) -> None:
-    message_id = await DiscordDestination(client).deliver(
-        subscriber("channel", CHANNEL_ID), DIGEST, "7:2026-11-20"
+    message_id = await deliver(
+        DiscordDestination(client), subscriber("channel", CHANNEL_ID), DIGEST, "7:2026-11-20"
     )
     assert fake.channel_messages[CHANNEL_ID][0]["id"] == message_id
     assert not fake.sent("POST", "/users/@me/channels")
@@ -301,7 +329,7 @@ async def test_closed_dms_and_lost_channels_mark_the_subscriber_gone(
 ) -> None:
     fake.fail[kind] = [(status, code)]
     with pytest.raises(DestinationGone, match=str(code)):
-        await DiscordDestination(client).deliver(subscriber("user", ADA), DIGEST, "k")
+        await deliver(DiscordDestination(client), subscriber("user", ADA), DIGEST, "k")
 
 
 async def test_rate_limits_are_waited_out_and_other_errors_are_transient(
@@ -309,11 +337,11 @@ async def test_rate_limits_are_waited_out_and_other_errors_are_transient(
 ) -> None:
     destination = DiscordDestination(client)
     fake.fail["send"] = [(429, 0)]
-    assert await destination.deliver(subscriber("channel", CHANNEL_ID), DIGEST, "k")
+    assert await deliver(destination, subscriber("channel", CHANNEL_ID), DIGEST, "k")
     fake.fail["send"] = [(400, 50035)]
-    with pytest.raises(discord.HTTPException) as raised:
-        await destination.deliver(subscriber("channel", CHANNEL_ID), DIGEST, "k")
-    assert not isinstance(raised.value, DestinationGone)
+    # Refused for now, not gone: the digest runner tries again later.
+    with pytest.raises(PostRejected, match="400"):
+        await deliver(destination, subscriber("channel", CHANNEL_ID), DIGEST, "k")
 
 
 def test_invite_url_has_exactly_the_needed_permissions() -> None:

@@ -308,6 +308,7 @@ def doctor(env: dict[str, str], tmp_path: Path, base: str) -> tuple[int, str]:
         "SLACK_BOT_TOKEN": "",
         "SLACK_APP_TOKEN": "",
         "SLACK_SIGNING_SECRET": "",
+        "SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens there
         "DISCORD_TOKEN": "",
         **env,
     }

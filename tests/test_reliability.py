@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import os
 import random
 import signal
@@ -17,7 +16,7 @@ import socket
 import statistics
 import sys
 import time
-from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from urllib.parse import urlencode
 
 import pytest
 from aiohttp import ClientSession, ClientTimeout, web
-from aiohttp.test_utils import TestServer
 
 from benchmarks.corpus import synthetic_papers
 from bot.importer import import_files
@@ -34,63 +32,33 @@ from bot.store import Store
 from bot.subscriptions import Subscriptions
 from bot.testing import add_subscriber
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
-from tests.test_slack_app import api_params
+from tests.slack_fake import FakeSlack, manifest_scopes
 
 BIN = Path(sys.executable).parent
 
 
-class SlackPlatform:
-    """A fake Slack Web API: posts take `post_delay` seconds; history keeps their metadata."""
+class SlackPlatform(FakeSlack):
+    """The strict fake Slack (scopes of the manifest; Tier 1 history when asked), and a fake
+    Hugging Face on the same server."""
 
-    def __init__(self, post_delay: float = 0.0) -> None:
-        self.post_delay = post_delay
-        self.posts: list[dict[str, Any]] = []
-        self.responses: list[dict[str, Any]] = []
+    def __init__(self, hf_delay: float = 0.0, **options: Any) -> None:
+        super().__init__(**options)
+        self.hf_delay = hf_delay
         self.hf_pages: dict[str, list[dict[str, Any]]] = {}
-        app = web.Application()
-        app.router.add_route("*", "/api/{method}", self.api)
-        app.router.add_post("/respond", self.respond)
-        app.router.add_get("/hf/api/daily_papers", self.daily)
-        self.server = TestServer(app, host="127.0.0.1", port=0)
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/"))
-
-    async def api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        data = await api_params(request)
-        if method == "conversations.open":
-            return web.json_response({"ok": True, "channel": {"id": f"D{data['users']}"}})
-        if method == "chat.postMessage":
-            await asyncio.sleep(self.post_delay)
-            metadata = data.get("metadata")
-            metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
-            self.posts.append({"channel": data["channel"], "metadata": metadata})
-            return web.json_response({"ok": True, "ts": f"{len(self.posts)}.0"})
-        if method == "conversations.history":
-            messages = [
-                {"ts": f"{n + 1}.0", "metadata": p["metadata"]}
-                for n, p in enumerate(self.posts)
-                if p["channel"] == data["channel"]
-            ]
-            return web.json_response({"ok": True, "messages": messages[::-1]})
-        if method == "auth.test":
-            return web.json_response({"ok": True, "user_id": "UBOT", "team_id": "T1"})
-        return web.json_response({"ok": True})
-
-    async def respond(self, request: web.Request) -> web.Response:
-        self.responses.append(await request.json())
-        return web.json_response({"ok": True})
+        self.app.router.add_get("/hf/api/daily_papers", self.daily)
 
     async def daily(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.hf_delay)
         items = self.hf_pages.get(request.query["date"], [])
         page, size = int(request.query.get("p", 0)), int(request.query["limit"])
         return web.json_response(items[page * size : (page + 1) * size])
 
-    def keys(self) -> Counter[str]:
-        """How many times each digest (by ledger key) was posted."""
-        return Counter(p["metadata"]["event_payload"]["key"] for p in self.posts)
+    def parts(self) -> dict[str, int]:
+        """How many messages each digest (by ledger key) says it has."""
+        return {
+            p["metadata"]["event_payload"]["key"]: int(p["metadata"]["event_payload"]["parts"])
+            for p in self.delivered
+        }
 
 
 def free_port() -> int:
@@ -99,7 +67,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bot_env(db: Path, platform: SlackPlatform, port: int) -> dict[str, str]:
+def bot_env(
+    db: Path, platform: SlackPlatform, port: int, history_interval: float = 60.0
+) -> dict[str, str]:
     return {
         **os.environ,
         "PAPERBOT_DB": str(db),
@@ -111,6 +81,7 @@ def bot_env(db: Path, platform: SlackPlatform, port: int) -> dict[str, str]:
         "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
         "SLACK_SIGNING_SECRET": SLACK_TEST_SIGNING_SECRET,
         "SLACK_API_URL": platform.url + "api/",
+        "SLACK_HISTORY_INTERVAL_SECONDS": str(history_interval),
         "SLACK_APP_TOKEN": "",
         "DISCORD_TOKEN": "",
     }
@@ -133,17 +104,24 @@ def seeded_db(path: Path, now: datetime) -> None:
     store.close()
 
 
-def add_due(path: Path, first: int, count: int, now: datetime) -> list[int]:
-    """Add subscribers whose digest is due now; returns their ids."""
+# Topics broad enough to fill a digest of 40 papers: several Slack messages.
+BROAD = ["LLM", "diffusion", "reinforcement learning", "benchmark"]
+
+
+def add_due(path: Path, first: int, count: int, now: datetime, long_every: int = 0) -> list[int]:
+    """Add subscribers whose digest is due now; returns their ids. Every `long_every`-th one
+    gets a digest of up to 40 papers on broad topics (several messages)."""
     store = Store.open(path)
     subs = Subscriptions(store)
     due = max(now - timedelta(seconds=30), now.replace(hour=0, minute=0, second=0))
     ids = []
     for n in range(first, first + count):
-        settings = DigestSettings(max_papers=3)
+        long = bool(long_every) and n % long_every == 0
+        settings = DigestSettings(max_papers=40 if long else 3)
         subscriber = add_subscriber(
-            store, f"U{n}", ["MoE"], now - timedelta(days=1), settings, platform="slack"
-        )
+            store, f"U{n}", BROAD if long else ["MoE"], now - timedelta(days=1), settings,
+            platform="slack",
+        )  # fmt: skip
         subs.set_next_due(subscriber.id, due)
         ids.append(subscriber.id)
     store.close()
@@ -157,49 +135,198 @@ def ledger(path: Path) -> dict[int, str]:
     return rows
 
 
-@pytest.mark.slow
-async def test_sigkill_at_random_moments_50_times_loses_and_repeats_nothing(
-    tmp_path: Path,
-) -> None:
-    platform = SlackPlatform(post_delay=1.0)
-    await platform.server.start_server()
-    db = tmp_path / "paperbot.db"
-    now = datetime.now(UTC)
-    seeded_db(db, now)
-    env = bot_env(db, platform, free_port())
+def ledger_messages(path: Path) -> dict[str, list[str | None]]:
+    """Each sent digest's message ids, by ledger key, in order."""
+    store = Store.open(path)
+    rows = store.conn.execute(
+        "SELECT subscriber_id, local_date, message_id FROM digest_messages "
+        "WHERE status = 'sent' ORDER BY subscriber_id, local_date, part"
+    ).fetchall()
+    store.close()
+    found: dict[str, list[str | None]] = {}
+    for sid, day, message_id in rows:
+        found.setdefault(f"{sid}:{day}", []).append(message_id)
+    return found
+
+
+# Slack's Tier 1 (one conversations.history call a minute) with the minute shortened to this,
+# on the fake and in the bot alike, so 50 restarts' look-ups fit in a test run.
+TIER1_SECONDS = 0.5
+
+
+@dataclass
+class Restarts:
+    """What `restart_at_random` did."""
+
+    db: Path
+    everyone: list[int] = field(default_factory=list)
+    stops: list[tuple[int | None, str]] = field(default_factory=list)  # (exit code, stderr)
+    kills: int = 0
+    kills_during_sends: int = 0
+    elapsed: float = 0.0
+
+
+async def restart_at_random(
+    tmp_path: Path, platform: SlackPlatform, rounds: int, history_interval: float
+) -> Restarts:
+    """`rounds` times: add 10 due subscribers (every third with a digest of several messages),
+    start the bot, stop it after a random 0.5-4.5 s (every fifth time with SIGTERM, else
+    SIGKILL). Then one last start runs until every digest is complete, and is stopped."""
+    run = Restarts(tmp_path / "paperbot.db")
+    seeded_db(run.db, datetime.now(UTC))
+    env = bot_env(run.db, platform, free_port(), history_interval=history_interval)
     rng = random.Random(50)
-    everyone: list[int] = []
-    kills_during_sends = 0
-    try:
-        for round_ in range(50):
-            everyone += add_due(db, round_ * 10, 10, datetime.now(UTC))
-            before = set(platform.keys())
-            bot = await start_bot(env)
-            # Start-up takes ~2 s; 10 posts of 1 s each, 8 at a time, take ~2 s more.
-            await asyncio.sleep(rng.uniform(0.5, 4.5))
+    started = time.monotonic()
+    for round_ in range(rounds):
+        run.everyone += add_due(run.db, round_ * 10, 10, datetime.now(UTC), long_every=3)
+        before = len(platform.delivered)
+        bot = await start_bot(env)
+        # Start-up takes ~2 s; 10 digests (some of 3-4 messages), 8 at a time, ~4 s more.
+        # (A SIGTERM before Python has imported the bot, ~0.8 s, ends it as Python does.)
+        graceful = round_ % 5 == 4
+        await asyncio.sleep(rng.uniform(1.0 if graceful else 0.5, 4.5))
+        if graceful:
+            bot.send_signal(signal.SIGTERM)  # a graceful stop, as in a deploy
+            _, err = await bot.communicate()
+            run.stops.append((bot.returncode, err.decode()))
+        else:
             bot.kill()  # SIGKILL: no cleanup, whatever it was doing
             await bot.wait()
-            # Mid-run: this run had posted some digests and others were still to go.
-            posted = set(platform.keys())
-            kills_during_sends += bool(posted - before) and len(posted) < len(everyone)
-        bot = await start_bot(env)
-        deadline = time.monotonic() + 120
-        while len(platform.keys()) < len(everyone) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-        await asyncio.sleep(1.0)  # anything still going would show up as a duplicate
-        bot.send_signal(signal.SIGTERM)
-        await bot.wait()
+            run.kills += 1
+        # Mid-run: this run had posted some messages and others were still to go.
+        mid = len(platform.delivered) > before and len(platform.parts()) < len(run.everyone)
+        run.kills_during_sends += mid
+    bot = await start_bot(env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        parts = platform.parts()
+        if len(parts) == len(run.everyone) and set(platform.keys()) >= {
+            (key, n) for key, count in parts.items() for n in range(count)
+        }:
+            break
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # anything still going would show up as a duplicate
+    bot.send_signal(signal.SIGTERM)
+    _, err = await bot.communicate()
+    run.stops.append((bot.returncode, err.decode()))
+    run.elapsed = time.monotonic() - started
+    return run
+
+
+def assert_complete_and_clean(platform: SlackPlatform, run: Restarts) -> None:
+    """Nobody missed, every digest complete and `sent`, every graceful stop clean."""
+    keys, parts = platform.keys(), platform.parts()
+    today = {key.split(":")[1] for key in parts}
+    assert len(today) <= 2  # one local date (two if the test ran across midnight UTC)
+    assert sorted(int(k.split(":")[0]) for k in parts) == sorted(run.everyone)  # nobody missed
+    for key, count in parts.items():  # every digest complete
+        assert {part for k, part in keys if k == key} == set(range(count)), key
+    statuses = ledger(run.db)
+    assert set(statuses) == set(run.everyone) and set(statuses.values()) == {"sent"}
+    for code, err in run.stops:  # graceful stops: exit 0, no error line, no traceback
+        assert code == 0 and "ERROR" not in err and "Traceback" not in err, err[-2000:]
+
+
+def summary(platform: SlackPlatform, run: Restarts) -> str:
+    keys, parts = platform.keys(), platform.parts()
+    multi = sum(1 for n in parts.values() if n > 1)
+    limited = sum(1 for r in platform.refused if r[1] == "ratelimited")
+    return (
+        f"{len(run.stops) + run.kills - 1} restarts ({run.kills} SIGKILL, "
+        f"{len(run.stops) - 1} SIGTERM), {run.kills_during_sends} mid-run; "
+        f"{len(run.everyone)} digests ({multi} of several messages), {len(keys)} messages, "
+        f"{sum(keys.values()) - len(keys)} posted twice; "
+        f"{len(platform.of('conversations.history'))} history calls ({limited} answered 429); "
+        f"{run.elapsed:.0f} s"
+    )
+
+
+# Slack's Tier 1 (one conversations.history call a minute) with the minute shortened to this,
+# on the fake and in the bot alike, so 50 restarts' look-ups fit in a test run.
+TIER1_SECONDS = 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tier1", [False, True], ids=["manifest-scopes", "tier1-history"])
+async def test_kills_and_stops_at_random_moments_lose_and_repeat_nothing(
+    tmp_path: Path, tier1: bool
+) -> None:
+    """50 restarts, mostly SIGKILL and some SIGTERM, against a Slack that enforces the manifest's
+    scopes (and Tier 1 history): every message of every digest posted exactly once."""
+    platform = SlackPlatform(post_delay=1.0, tier1_interval=TIER1_SECONDS if tier1 else None)
+    await platform.server.start_server()
+    try:
+        run = await restart_at_random(tmp_path, platform, 50, TIER1_SECONDS if tier1 else 0.0)
     finally:
         await platform.server.close()
+    print(f"\n{'Tier 1 history' if tier1 else 'manifest scopes'}: {summary(platform, run)}")
+    assert_complete_and_clean(platform, run)
     keys = platform.keys()
-    statuses = ledger(db)
-    today = {p["metadata"]["event_payload"]["key"].split(":")[1] for p in platform.posts}
-    assert len(today) <= 2  # one local date (two if the test ran across midnight UTC)
-    assert sorted(int(k.split(":")[0]) for k in keys) == sorted(everyone)  # nobody missed
-    assert set(keys.values()) == {1}  # nobody got one twice
-    assert set(statuses) == set(everyone) and set(statuses.values()) == {"sent"}
-    print(f"\n50 SIGKILLs, {kills_during_sends} mid-run; {len(everyone)} digests, each sent once")
-    assert kills_during_sends >= 5  # the kills did land inside digest runs
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1]  # nothing twice
+    # The ledger keeps every message's id, in order, as Slack gave them.
+    ts_of = {
+        (p["metadata"]["event_payload"]["key"], p["metadata"]["event_payload"]["part"]): p["ts"]
+        for p in platform.delivered
+    }
+    for key, ids in ledger_messages(run.db).items():
+        assert ids == [ts_of[(key, n)] for n in range(platform.parts()[key])], key
+    assert not [r for r in platform.refused if r[1] == "missing_scope"]
+    assert run.kills_during_sends >= 5  # the kills did land inside digest runs
+    assert sum(1 for n in platform.parts().values() if n > 1) >= 20
+
+
+@pytest.mark.slow
+async def test_without_the_history_scopes_a_crash_repeats_only_what_was_in_flight(
+    tmp_path: Path,
+) -> None:
+    """An app installed without `im:history`: at least once. Nothing lost, and only messages
+    in flight at a kill (at most 8, the send concurrency) are posted again."""
+    platform = SlackPlatform(post_delay=1.0, scopes=manifest_scopes() - {"im:history"})
+    await platform.server.start_server()
+    try:
+        run = await restart_at_random(tmp_path, platform, 15, 0.0)
+    finally:
+        await platform.server.close()
+    print(f"\nwithout im:history: {summary(platform, run)}")
+    assert_complete_and_clean(platform, run)
+    twice = sum(platform.keys().values()) - len(platform.keys())
+    assert twice <= 8 * run.kills
+    assert ("conversations.history", "missing_scope") in platform.refused
+    # Each start says which promise holds, once; a process that had to resend says why, once.
+    for _, err in run.stops:
+        assert err.count("slack digests are at least once: the token lacks im:history") == 1
+        assert err.count("digests on slack are at least once") <= 1
+    assert any("digests on slack are at least once" in err for _, err in run.stops)
+
+
+@pytest.mark.parametrize("after", [1.0, 2.0, 3.5])
+async def test_sigterm_at_any_moment_exits_0_without_an_error_line(
+    tmp_path: Path, after: float
+) -> None:
+    """During start-up, during the first ingest (Hugging Face answers slowly) and during a
+    digest run: exit 0, no ERROR line, no traceback, nothing left half-sent."""
+    platform = SlackPlatform(hf_delay=2.0, post_delay=0.5)
+    await platform.server.start_server()
+    db = tmp_path / "paperbot.db"
+    seeded_db(db, datetime.now(UTC))
+    add_due(db, 0, 10, datetime.now(UTC))
+    env = {**bot_env(db, platform, free_port()), "PAPERBOT_LOG_LEVEL": "INFO"}
+    try:
+        bot = await start_bot(env)
+        await asyncio.sleep(after)
+        bot.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(bot.communicate(), 30)
+    finally:
+        await platform.server.close()
+    text = err.decode()
+    assert bot.returncode == 0, text[-3000:]
+    assert " ERROR " not in text and "Traceback" not in text, text[-3000:]
+    store = Store.open(db)
+    uncertain = store.conn.execute(
+        "SELECT count(*) FROM digest_messages WHERE status = 'sending'"
+    ).fetchone()[0]
+    store.close()
+    assert uncertain == 0  # posts in flight were let finish and recorded
 
 
 # -- load ----------------------------------------------------------------------------------------
@@ -287,7 +414,7 @@ async def test_100_lookups_a_second_for_30_s_during_a_digest_run_and_an_ingest(
                 await asyncio.sleep(max(0.0, start + n / 100 - time.perf_counter()))
                 tasks.append(asyncio.create_task(one(n)))
             await asyncio.gather(*tasks)
-        digests_during = len(platform.posts)
+        digests_during = len(platform.delivered)
     finally:
         bot.send_signal(signal.SIGTERM)
         await bot.wait()

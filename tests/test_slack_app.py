@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
 from adapters.slack_app import SlackAdapter, SlackDestination, web_client
@@ -22,85 +23,10 @@ from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.store import Store
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
+from tests.slack_fake import FakeSlack
 
 SECRET = SLACK_TEST_SIGNING_SECRET
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
-
-
-async def api_params(request: web.Request) -> dict[str, Any]:
-    """A Web API call's parameters, from the query string and a JSON or form body."""
-    data: dict[str, Any] = dict(request.query)
-    if request.content_type == "application/json":
-        data.update(await request.json())
-    else:
-        data.update(await request.post())
-    return data
-
-
-class FakeSlack:
-    """Records every Web API call and response_url post; answers like Slack."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.errors: dict[str, list[Any]] = {}
-        self.delivered: list[dict[str, Any]] = []  # posts that succeeded (the history)
-        app = web.Application()
-        app.router.add_route("*", "/api/{method}", self.api)
-        app.router.add_post("/respond", self.respond)
-        self.server = TestServer(app, host="127.0.0.1", port=0)
-
-    @property
-    def url(self) -> str:
-        return str(self.server.make_url("/"))
-
-    async def api(self, request: web.Request) -> web.Response:
-        method = request.match_info["method"]
-        data = await api_params(request)
-        self.calls.append((method, data))
-        queued = self.errors.get(method)
-        if queued:
-            error = queued.pop(0)
-            if error == 429:
-                return web.json_response(
-                    {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
-                )
-            return web.json_response({"ok": False, "error": error})
-        if method == "auth.test":
-            return web.json_response(
-                {"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"}
-            )
-        if method == "users.info":
-            admin = data.get("user") == "UADMIN"
-            return web.json_response(
-                {"ok": True, "user": {"id": data.get("user"), "is_admin": admin}}
-            )
-        if method == "conversations.open":
-            return web.json_response({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
-        if method == "conversations.history":
-            posted = self.delivered
-            messages = [
-                {
-                    "ts": "9.000",
-                    "metadata": json.loads(d["metadata"])
-                    if isinstance(d.get("metadata"), str)
-                    else d.get("metadata"),
-                }
-                for d in posted
-            ]
-            return web.json_response({"ok": True, "messages": messages})
-        if method == "chat.postMessage":
-            self.delivered.append(data)
-            return web.json_response(
-                {"ok": True, "ts": f"{len(self.calls)}.000", "channel": data.get("channel")}
-            )
-        return web.json_response({"ok": True})
-
-    async def respond(self, request: web.Request) -> web.Response:
-        self.calls.append(("respond", await request.json()))
-        return web.json_response({"ok": True})
-
-    def of(self, method: str) -> list[dict[str, Any]]:
-        return [data for name, data in self.calls if name == method]
 
 
 @pytest.fixture
@@ -428,10 +354,16 @@ def subscriber(kind: str = "user", address: str = "U1") -> Subscriber:
     return Subscriber(1, "slack", kind, address, "T1", DigestSettings(), NOW)
 
 
+async def deliver(destination: SlackDestination, to: Subscriber, whole: Digest, key: str) -> str:
+    """Post every message of a digest, as the digest runner does; the first message's ts."""
+    ids = [await destination.post(to, body) for body in destination.render(whole, key)]
+    return ids[0]
+
+
 async def test_dm_digest_opens_a_conversation_and_retries_429(fake_slack: FakeSlack) -> None:
     fake_slack.errors["chat.postMessage"] = [429]
     destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
-    ts = await destination.deliver(subscriber(), digest(3), "1:2026-11-23")
+    ts = await deliver(destination, subscriber(), digest(3), "1:2026-11-23")
     assert ts
     assert fake_slack.of("conversations.open")[0]["users"] == "U1"
     posts = fake_slack.of("chat.postMessage")
@@ -443,7 +375,7 @@ async def test_gone_channel_raises_destination_gone(fake_slack: FakeSlack) -> No
     fake_slack.errors["chat.postMessage"] = ["channel_not_found"]
     destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     with pytest.raises(DestinationGone, match="channel_not_found"):
-        await destination.deliver(subscriber("channel", "C9"), digest(1), "1:2026-11-23")
+        await deliver(destination, subscriber("channel", "C9"), digest(1), "1:2026-11-23")
 
 
 async def test_app_home_shows_topics_and_refreshes_after_subscribe(
@@ -472,7 +404,6 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
 
 
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:
-    from datetime import timedelta
 
     from bot.digest import DigestRunner
     from bot.testing import add_paper, add_subscriber
@@ -497,8 +428,10 @@ async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: F
     # After a crash the ledger key is found in the channel's history: no second post.
     key = "1:2026-11-23"
     user = Subscriber(1, "slack", "user", "U1", "", DigestSettings(), NOW)
-    assert await destination.find_delivered(user, key) == "9.000"
-    assert await destination.find_delivered(user, "1:2026-11-24") is None
+    since, until = datetime.now(UTC) - timedelta(minutes=5), datetime.now(UTC)
+    dm_ts = next(p["ts"] for p in fake_slack.delivered if p["channel"] == "DU1")
+    assert await destination.find_posted(user, key, 0, since, until) == dm_ts
+    assert await destination.find_posted(user, "1:2026-11-24", 0, since, until) is None
     await runner.close()
 
 
@@ -548,7 +481,7 @@ async def test_whoever_added_the_bot_may_manage_the_channel(
 async def test_long_digest_is_several_posts_paced_per_channel(fake_slack: FakeSlack) -> None:
     destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
     started = time.monotonic()
-    await destination.deliver(subscriber("channel", "C3"), digest(40), "1:2026-11-23")
+    await deliver(destination, subscriber("channel", "C3"), digest(40), "1:2026-11-23")
     posts = fake_slack.of("chat.postMessage")
     assert len(posts) >= 2 and all(p["channel"] == "C3" for p in posts)
     assert time.monotonic() - started >= 0.9 * (len(posts) - 1)
@@ -609,7 +542,6 @@ async def test_nobody_can_change_someone_elses_or_a_channels_subscriptions(
 async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     fake_slack: FakeSlack,
 ) -> None:
-    from datetime import timedelta
 
     from bot.digest import DigestRunner
     from bot.testing import add_paper, add_subscriber
@@ -638,3 +570,74 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+# -- which delivery promise the token allows ------------------------------------------------------
+
+
+@pytest.mark.parametrize("lacking", [None, "im:history"])
+async def test_doctor_and_the_start_say_which_delivery_promise_holds(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, lacking: str | None
+) -> None:
+    from click.testing import CliRunner
+
+    from adapters.cli import cli
+    from adapters.slack_app import log_guarantee
+    from tests.slack_fake import manifest_scopes
+
+    fake = FakeSlack(scopes=manifest_scopes() - {lacking})
+    await fake.server.start_server()
+    try:
+        env = {
+            "PAPERBOT_DB": str(tmp_path / "paperbot.db"),
+            "PAPERBOT_HF_API_URL": "http://127.0.0.1:9/api",
+            "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+            "PAPERBOT_HTTP_PORT": "0",
+            "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
+            "SLACK_APP_TOKEN": "xapp-1-A1-2-abc",
+            "SLACK_API_URL": fake.url + "api/",
+            "DISCORD_TOKEN": "",
+        }
+        result = await asyncio.to_thread(CliRunner().invoke, cli, ["doctor"], env=env)
+        await log_guarantee(web_client(SLACK_TEST_TOKEN, fake.url + "api/"))
+    finally:
+        await fake.server.close()
+    lines = [r for r in caplog.records if r.name == "adapters.slack_app"]
+    if lacking is None:
+        assert "ok    slack     digests exactly once" in result.output
+        assert [r.levelname for r in lines] == ["INFO"] and "exactly once" in lines[0].message
+    else:
+        expected = "warn  slack     digests at least once: the token lacks im:history"
+        assert expected in result.output
+        assert [r.levelname for r in lines] == ["WARNING"]
+        assert "at least once" in lines[0].getMessage()
+    assert SLACK_TEST_TOKEN not in result.output
+
+
+async def test_a_look_up_pages_15_at_a_time_within_tier1_and_honours_retry_after() -> None:
+    fake = FakeSlack(tier1_interval=0.4)
+    await fake.server.start_server()
+    try:
+        destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake.url + "api/"), 0.4)
+        user = subscriber()
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        ts = await deliver(destination, user, digest(1), "1:2026-11-23")
+        for n in range(20):  # the reader's own messages after it: newest first, 15 a page
+            fake.add_message("DU1", f"chat {n}")
+        until = datetime.now(UTC) + timedelta(seconds=1)
+        started = time.monotonic()
+        assert await destination.find_posted(user, "1:2026-11-23", 0, since, until) == ts
+        calls = fake.of("conversations.history")
+        assert len(calls) == 2 and all(int(c["limit"]) <= 15 for c in calls)
+        assert time.monotonic() - started >= 0.4  # the second page waited its turn
+        assert not fake.refused  # paced: Slack never had to say 429
+        # Outside the window nothing is searched for, however old the conversation.
+        later = datetime.now(UTC) + timedelta(minutes=5)
+        assert await destination.find_posted(user, "1:2026-11-23", 0, later, later) is None
+        # A process that does not know about the previous call (a restart) gets a 429 and
+        # waits out its Retry-After instead of failing.
+        fresh = SlackDestination(web_client(SLACK_TEST_TOKEN, fake.url + "api/"), 0.4)
+        assert await fresh.find_posted(user, "1:2026-11-23", 0, since, until) == ts
+        assert ("conversations.history", "ratelimited") in fake.refused
+    finally:
+        await fake.server.close()

@@ -1,0 +1,234 @@
+"""A local fake of the Slack Web API, as strict as Slack for the calls paperbot makes.
+
+- Tokens: a call without the workspace's bot token gets `invalid_auth`.
+- Scopes: each method needs the scope Slack's reference names for it; by default the token has
+  exactly the scopes of `deploy/slack-manifest.yml`, so an app that calls a method its
+  manifest does not grant fails here as on Slack: HTTP 200, `ok: false, error: missing_scope`
+  with `needed` and `provided`. Every answer carries `X-OAuth-Scopes`, as Slack's do.
+- `conversations.history` with `tier1_interval` set: one call per interval per token, else
+  HTTP 429 `ratelimited` with Retry-After (Slack's 2025 limit for apps outside the
+  Marketplace is one a minute: tests shorten the minute, the rule is the same), and at most
+  15 messages a page whatever `limit` asks, with `has_more` and a `next_cursor`.
+- History holds what was posted, newest first, filtered by `oldest`/`latest` (exclusive unless
+  `inclusive`), with metadata only under `include_all_metadata`.
+- `chat.postMessage`: at most 50 blocks (`invalid_blocks`), an unknown or gone channel is
+  `channel_not_found`; `post_delay` makes each post take that long.
+- `errors` queues answers per method: 429 (with Retry-After 0) or an error code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import ROOT, SLACK_TEST_TOKEN
+
+MANIFEST = ROOT / "deploy" / "slack-manifest.yml"
+# The scope each method needs (api.slack.com/methods), by channel type where it differs.
+METHOD_SCOPES: dict[str, str | None] = {
+    "auth.test": None,
+    "chat.postMessage": "chat:write",
+    "conversations.open": "im:write",
+    "users.info": "users:read",
+    "views.publish": None,
+}
+HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
+HISTORY_PAGE_MAX = 15
+MAX_BLOCKS = 50
+
+
+def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
+    """The bot scopes the app's manifest asks for."""
+    manifest = yaml.safe_load(path.read_text())
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
+
+
+async def api_params(request: web.Request) -> dict[str, Any]:
+    """A Web API call's parameters, from the query string and a JSON or form body."""
+    data: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        data.update(await request.json())
+    else:
+        data.update(await request.post())
+    return data
+
+
+def _flag(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
+
+
+class FakeSlack:
+    """Records every Web API call and response_url post; answers like Slack."""
+
+    def __init__(
+        self,
+        scopes: frozenset[str] | None = None,
+        tier1_interval: float | None = None,
+        post_delay: float = 0.0,
+        token: str = SLACK_TEST_TOKEN,
+    ) -> None:
+        self.token = token
+        self.scopes = manifest_scopes() if scopes is None else scopes
+        self.tier1_interval = tier1_interval
+        self.post_delay = post_delay
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.errors: dict[str, list[Any]] = {}
+        self.delivered: list[dict[str, Any]] = []  # posts that succeeded, oldest first
+        self.gone: set[str] = set()  # channels that answer channel_not_found
+        self.refused: list[tuple[str, str]] = []  # (method, error) of every refusal
+        self._last_history: dict[str, float] = {}
+        self._last_ts = 0.0
+        self.app = web.Application()
+        self.app.router.add_route("*", "/api/{method}", self.api)
+        self.app.router.add_post("/respond", self.respond)
+        self.server = TestServer(self.app, host="127.0.0.1", port=0)
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("/"))
+
+    def _answer(self, body: dict[str, Any], status: int = 200, **headers: str) -> web.Response:
+        headers = {"X-OAuth-Scopes": ",".join(sorted(self.scopes)), **headers}
+        return web.json_response(body, status=status, headers=headers)
+
+    def _refuse(self, method: str, error: str, **extra: Any) -> web.Response:
+        self.refused.append((method, error))
+        return self._answer({"ok": False, "error": error, **extra})
+
+    def _next_ts(self) -> str:
+        # Slack's ts is the post time in microseconds, unique within a channel.
+        self._last_ts = max(time.time(), self._last_ts + 1e-6)
+        return f"{self._last_ts:.6f}"
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        data = await api_params(request)
+        self.calls.append((method, data))
+        auth = request.headers.get("Authorization", "")
+        if auth != f"Bearer {self.token}" and data.get("token") != self.token:
+            return self._refuse(method, "invalid_auth")
+        needed = METHOD_SCOPES.get(method)
+        if method == "conversations.history":
+            needed = HISTORY_SCOPES.get(str(data.get("channel", "C"))[:1], "channels:history")
+        if needed is not None and needed not in self.scopes:
+            provided = ",".join(sorted(self.scopes))
+            return self._refuse(method, "missing_scope", needed=needed, provided=provided)
+        queued = self.errors.get(method)
+        if queued:
+            error = queued.pop(0)
+            if error == 429:
+                self.refused.append((method, "ratelimited"))
+                return self._answer(
+                    {"ok": False, "error": "ratelimited"}, status=429, **{"Retry-After": "0"}
+                )
+            return self._refuse(method, str(error))
+        if method == "auth.test":
+            return self._answer({"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"})
+        if method == "users.info":
+            admin = data.get("user") == "UADMIN"
+            return self._answer({"ok": True, "user": {"id": data.get("user"), "is_admin": admin}})
+        if method == "conversations.open":
+            return self._answer({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
+        if method == "conversations.history":
+            return self._history(data)
+        if method == "chat.postMessage":
+            return await self._post(data)
+        return self._answer({"ok": True})
+
+    async def _post(self, data: dict[str, Any]) -> web.Response:
+        channel = str(data.get("channel") or "")
+        if not channel or channel in self.gone:
+            return self._refuse("chat.postMessage", "channel_not_found")
+        blocks = data.get("blocks")
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+        if blocks is not None and len(blocks) > MAX_BLOCKS:
+            return self._refuse("chat.postMessage", "invalid_blocks")
+        await asyncio.sleep(self.post_delay)
+        metadata = data.get("metadata")
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        ts = self._next_ts()
+        self.delivered.append({**data, "channel": channel, "metadata": metadata, "ts": ts})
+        return self._answer({"ok": True, "ts": ts, "channel": channel})
+
+    def _history(self, data: dict[str, Any]) -> web.Response:
+        channel = str(data.get("channel") or "")
+        if self.tier1_interval is not None:
+            now = time.monotonic()
+            last = self._last_history.get(self.token)
+            if last is not None and now - last < self.tier1_interval:
+                wait = math.ceil(self.tier1_interval - (now - last))
+                self.refused.append(("conversations.history", "ratelimited"))
+                return self._answer(
+                    {"ok": False, "error": "ratelimited"}, status=429, **{"Retry-After": str(wait)}
+                )
+            self._last_history[self.token] = now
+        if channel in self.gone:
+            return self._refuse("conversations.history", "channel_not_found")
+        inclusive = _flag(data.get("inclusive"))
+        oldest = float(data.get("oldest") or 0)
+        latest = float(data.get("latest") or math.inf)
+
+        def within(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        found = [
+            d
+            for d in reversed(self.delivered)
+            if d["channel"] == channel and within(float(d["ts"]))
+        ]
+        start = int(data.get("cursor") or 0)
+        size = min(int(data.get("limit") or 100), HISTORY_PAGE_MAX)
+        page = found[start : start + size]
+        with_metadata = _flag(data.get("include_all_metadata"))
+        messages = [
+            {
+                "type": "message",
+                "ts": d["ts"],
+                "text": d.get("text", ""),
+                **({"metadata": d["metadata"]} if with_metadata and d.get("metadata") else {}),
+            }
+            for d in page
+        ]
+        more = start + size < len(found)
+        return self._answer(
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(start + size) if more else ""},
+            }
+        )
+
+    def add_message(self, channel: str, text: str) -> str:
+        """A message someone else wrote in a conversation (it shows in its history)."""
+        ts = self._next_ts()
+        self.delivered.append({"channel": channel, "text": text, "metadata": None, "ts": ts})
+        return ts
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.calls.append(("respond", await request.json()))
+        return web.json_response({"ok": True})
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        """The parameters of every call of `method`, in order."""
+        return [data for name, data in self.calls if name == method]
+
+    def keys(self) -> dict[tuple[str, int], int]:
+        """How many times each digest message (ledger key, part) was posted."""
+        counts: dict[tuple[str, int], int] = {}
+        for post in self.delivered:
+            payload = (post.get("metadata") or {}).get("event_payload") or {}
+            if "key" in payload:
+                ident = (str(payload["key"]), int(payload.get("part", 0)))
+                counts[ident] = counts.get(ident, 0) + 1
+        return counts

@@ -298,7 +298,9 @@ class SlackAdapter:
             try:
                 await listener(**kwargs)
             except Exception as error:
-                await self._on_error(error, kwargs.get("body") or {}, kwargs.get("respond"))
+                # Not every listener asks for the body; the event names the listener then.
+                body = kwargs.get("body") or {"event": kwargs.get("event") or {}}
+                await self._on_error(error, body, kwargs.get("respond"))
 
         return answering
 

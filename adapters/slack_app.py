@@ -283,9 +283,7 @@ class SlackAdapter:
         self.app.event("member_joined_channel")(self._answering(self._member_joined))
         self.app.error(self._on_error)
 
-    def _answering(
-        self, listener: Callable[..., Awaitable[None]]
-    ) -> Callable[..., Awaitable[None]]:
+    def _answering(self, listener: Listener) -> Listener:
         """The listener, answering its own failure through `_on_error` rather than raising it.
 
         Raised to Bolt, a failure within ~10 ms of ack() loses the acknowledgement (Bolt's

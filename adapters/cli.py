@@ -8,6 +8,7 @@ module adds `run` and `console`, which wire the store, the scheduler and the cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -20,11 +21,12 @@ import httpx
 from aiohttp import web
 
 from adapters.console import ConsoleDestination, run_interactive, run_lines
-from adapters.ops_http import add_ops_routes, serve
+from adapters.ops_http import add_ops_routes, healthz_url, serve
+from adapters.supervise import Supervisor
 from bot.cli import cli, open_store
 from bot.config import Settings
 from bot.digest import Destination, DigestRunner
-from bot.health import Health, check_health
+from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
 from bot.models import Paper
@@ -126,6 +128,7 @@ async def _run(settings: Settings) -> None:
         return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
 
     bot = PaperBot(runner, fallback=fallback)
+    adapters = Adapters()
     destinations: dict[str, Destination] = {}
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     slack_web: web.Application | None = None
@@ -133,10 +136,10 @@ async def _run(settings: Settings) -> None:
     digests: DigestRunner | None = None
     try:
         if settings.slack_bot_token:
-            stop, slack_web = await _start_slack(settings, bot, destinations)
+            stop, slack_web = await _start_slack(settings, bot, destinations, adapters)
             stoppers.append(stop)
         if settings.discord_token:
-            stoppers.append(await _start_discord(settings, bot, destinations))
+            stoppers.append(await _start_discord(settings, bot, destinations, adapters))
         chat = bool(destinations)
         if not chat:
             click.echo("No chat tokens are set: starting the console adapter.")
@@ -156,6 +159,7 @@ async def _run(settings: Settings) -> None:
                 datetime.now(UTC),
                 started_at,
                 settings.ingest_interval_minutes,
+                adapters=adapters,
             )
 
         web_app = slack_web or web.Application()
@@ -231,11 +235,12 @@ class _StopSignal:
 
 
 async def _start_slack(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination]
+    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
 ) -> tuple[Callable[[], Awaitable[Any]], web.Application | None]:
     """Start the Slack adapter: Socket Mode with an app token, else the HTTP app to serve.
 
     Returns its stop and, in HTTP mode, the aiohttp application the ops server must serve.
+    Socket Mode connects in the background, so a slow or failing Slack delays nothing else.
     """
     from adapters.slack_app import SlackAdapter, SlackDestination, log_guarantee, web_client
 
@@ -253,9 +258,18 @@ async def _start_slack(
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
         handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        click.echo("Slack adapter started (Socket Mode).")
-        return handler.close_async, None
+        connecting = asyncio.create_task(
+            adapter.connect_socket_mode(handler, Supervisor("slack", adapters)),
+            name="slack-socket-mode",
+        )
+        click.echo("Slack adapter starting (Socket Mode).")
+
+        async def stop() -> None:
+            await _cancelled(connecting)
+            await handler.close_async()  # type: ignore[no-untyped-call]
+
+        return stop, None
+    adapters.set("slack", "ok")
     click.echo("Slack adapter started (HTTP mode, at /slack/events).")
     return _nothing_to_stop, adapter.app.web_app(path="/slack/events")
 
@@ -265,29 +279,36 @@ async def _nothing_to_stop() -> None:
 
 
 async def _start_discord(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination]
+    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
 ) -> Callable[[], Awaitable[Any]]:
-    """Log in (which syncs the commands), then keep the gateway connected; returns its stop."""
-    import discord
+    """Start the Discord adapter in the background (log in, sync, gateway); returns its stop.
 
-    from adapters.discord_app import DiscordDestination, PaperbotClient
+    Nothing waits for Discord: a failing or slow Discord is retried (or given up with one
+    ERROR line) while Slack, digests, ingest and /healthz carry on.
+    """
+    from adapters.discord_app import DiscordDestination, PaperbotClient, run_discord
 
     assert settings.discord_token is not None
-    client = PaperbotClient(bot, guild_id=settings.discord_guild_id)
-    try:
-        await client.login(settings.discord_token.get_secret_value())
-    except discord.LoginFailure as exc:
-        await client.close()
-        raise click.ClickException("Discord refused DISCORD_TOKEN; check the bot token.") from exc
-    gateway = asyncio.create_task(client.connect(), name="discord-gateway")
+    client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=adapters)
+    token = settings.discord_token.get_secret_value()
+    running = asyncio.create_task(
+        run_discord(client, token, Supervisor("discord", adapters)), name="discord"
+    )
     destinations["discord"] = DiscordDestination(client)
-    click.echo("Discord adapter started.")
+    click.echo("Discord adapter starting (log in, command sync, gateway).")
 
     async def stop() -> None:
+        await _cancelled(running)
         await client.close()
-        gateway.cancel()
 
     return stop
+
+
+async def _cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait until it has finished."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @cli.command("doctor")
@@ -310,8 +331,7 @@ def doctor_command(settings: Settings) -> None:
 @click.pass_obj
 def health_command(settings: Settings, timeout: float) -> None:
     """Ask the running bot's /healthz; exit 1 unless it answers healthy (for HEALTHCHECK)."""
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
-    url = f"http://{host}:{settings.http_port}/healthz"
+    url = healthz_url(settings)
     try:
         response = httpx.get(url, timeout=timeout)
     except httpx.HTTPError as exc:

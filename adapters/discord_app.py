@@ -4,6 +4,15 @@ Thin by design: options become a core `Command`, `PaperBot` answers with a `Repl
 `adapters.discord_embeds` turns it into embeds and buttons. Every command defers (ephemerally)
 before asking the core, so a slow look-up never misses Discord's 3-second window.
 
+`run_discord` starts it in the background (log in, sync the commands, keep the gateway
+connected), retrying transient failures with backoff and stopping with one ERROR line that says
+what to fix on a permanent one (token refused, command tree refused, gateway closed with 4004 or
+4014); its state is in the core's adapter registry for /healthz and /metrics.
+
+No interaction is left hanging: a command or button that fails (or takes over a minute) ends
+with an ephemeral apology, as a follow-up once deferred, and one log line; autocomplete always
+answers, with no choices if the core fails or is slow.
+
 Buttons carry everything they need in their custom_id (`paperbot:<kind>:<value>`) and are
 `DynamicItem`s, so they keep working on messages sent before a restart.
 
@@ -15,11 +24,13 @@ without moving it out of `/papers`; members who try it get the core's refusal in
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import astuple
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -35,8 +46,10 @@ from adapters.discord_embeds import (
     has_marker,
     reply_messages,
 )
+from adapters.supervise import Permanent, Supervisor
 from bot.commands import Command
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
+from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -54,6 +67,13 @@ GONE_CODES = {
 NO_HISTORY_CODES = frozenset({50001, 50013})
 MAX_CHOICES = 25
 MAX_CHOICE_CHARS = 100
+# A deferred interaction stays "thinking..." for 15 minutes unless answered; a core call that
+# has not answered in a minute is not going to, so the user is told instead.
+COMMAND_SECONDS = 60.0
+# Discord drops an autocomplete answer later than 3 s after the keystroke.
+AUTOCOMPLETE_SECONDS = 2.0
+SORRY = "Sorry, something went wrong on my side. Please try again."
+TOO_SLOW = "Sorry, that is taking too long. Please try again in a minute."
 
 # Exactly what the bot needs in a channel: see it, post embeds, and read back its own
 # messages (to find a digest already posted before a crash).
@@ -121,7 +141,33 @@ def _bot(interaction: discord.Interaction[Any]) -> PaperBot:
 async def run_command(interaction: discord.Interaction[Any], command: Command) -> None:
     """Defer, run a core command for the interaction's user, and answer with the reply."""
     await interaction.response.defer(ephemeral=True, thinking=True)
-    await send_reply(interaction, await _bot(interaction).run(caller_of(interaction), command))
+    async with asyncio.timeout(COMMAND_SECONDS):
+        reply = await _bot(interaction).run(caller_of(interaction), command)
+    await send_reply(interaction, reply)
+
+
+def _what(interaction: discord.Interaction[Any]) -> str:
+    if interaction.command is not None:
+        return f"command /{interaction.command.qualified_name}"
+    data: dict[str, Any] = dict(interaction.data or {})
+    return f"button {data.get('custom_id', '?')}"
+
+
+async def apologise(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """End a failed interaction with an ephemeral apology the user sees; log it once."""
+    # The tree wraps a command's exception in CommandInvokeError.
+    cause = getattr(error, "original", None) or error
+    text = TOO_SLOW if isinstance(cause, TimeoutError) else SORRY
+    untold = ""
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException as exc:
+        # Typically the interaction expired (10062): nothing can reach the user any more.
+        untold = f"; the user could not be told: {exc}"
+    log.error("discord %s failed: %r%s", _what(interaction), cause, untold, exc_info=cause)
 
 
 _STYLES = {
@@ -162,15 +208,21 @@ class PaperButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Act on the click for whoever clicked, ephemerally."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            async with asyncio.timeout(COMMAND_SECONDS):
+                reply = await self._act(interaction)
+            await send_reply(interaction, reply)
+        except Exception as error:  # discord.py only logs a DynamicItem's errors: answer here
+            await apologise(interaction, error)
+
+    async def _act(self, interaction: discord.Interaction[Any]) -> Reply:
         bot, caller = _bot(interaction), caller_of(interaction)
         if self.kind == "sub":
-            reply = await bot.run(caller, Command("subscribe", arg=self.value))
-        elif self.kind == "more":
-            reply = await bot.more_like(caller, self.value)
-        else:
-            reply = await bot.mute(caller, self.value)
-        await send_reply(interaction, reply)
+            return await bot.run(caller, Command("subscribe", arg=self.value))
+        if self.kind == "more":
+            return await bot.more_like(caller, self.value)
+        return await bot.mute(caller, self.value)
 
 
 def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
@@ -181,15 +233,36 @@ def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
     ][:MAX_CHOICES]
 
 
+async def _always_choices(
+    interaction: discord.Interaction[Any], find: Awaitable[list[tuple[str, str]]]
+) -> list[app_commands.Choice[str]]:
+    # The tree only logs an autocomplete's exception and answers nothing; answer no choices.
+    try:
+        async with asyncio.timeout(AUTOCOMPLETE_SECONDS):
+            return _choices(await find)
+    except TimeoutError:
+        log.warning(
+            "discord autocomplete for %s took over %.0f s: answered no choices",
+            _what(interaction),
+            AUTOCOMPLETE_SECONDS,
+        )
+    except Exception:
+        log.exception("discord autocomplete for %s failed", _what(interaction))
+    return []
+
+
 async def _suggest(interaction: discord.Interaction[Any], current: str) -> list[Any]:
-    pairs = await _bot(interaction).suggest_topics("discord", current, MAX_CHOICES)
-    return _choices(pairs)
+    find = _bot(interaction).suggest_topics("discord", current, MAX_CHOICES)
+    return await _always_choices(interaction, find)
 
 
 async def _own(interaction: discord.Interaction[Any], current: str, channel: bool) -> list[Any]:
-    topics = await _bot(interaction).own_topics(caller_of(interaction), channel=channel)
-    typed = current.lower().strip()
-    return _choices([(t, t) for t in topics if typed in t.lower()])
+    async def find() -> list[tuple[str, str]]:
+        topics = await _bot(interaction).own_topics(caller_of(interaction), channel=channel)
+        typed = current.lower().strip()
+        return [(t, t) for t in topics if typed in t.lower()]
+
+    return await _always_choices(interaction, find())
 
 
 Topic = app_commands.Range[str, 1, 300]
@@ -212,6 +285,10 @@ class ChannelGroup(app_commands.Group):
     async def subscribe(self, interaction: discord.Interaction[Any], topic: Topic) -> None:
         """`/papers channel subscribe <topic>`."""
         await run_command(interaction, Command("subscribe", arg=topic, channel=True))
+
+    @subscribe.autocomplete("topic")
+    async def _popular(self, interaction: discord.Interaction[Any], current: str) -> Any:
+        return await _suggest(interaction, current)
 
     @app_commands.command(name="unsubscribe", description="Stop a topic in this channel")
     @app_commands.describe(topic="The topic or its number in /papers channel list")
@@ -305,17 +382,27 @@ class PapersGroup(app_commands.Group):
 class PaperbotClient(discord.Client):
     """The Discord client: default (unprivileged) intents, the `/papers` tree, the buttons."""
 
-    def __init__(self, bot: PaperBot, guild_id: int | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        bot: PaperBot,
+        guild_id: int | None = None,
+        adapters: Adapters | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(intents=discord.Intents.default(), **options)
         self.bot = bot
         self.guild_id = guild_id
+        self.adapters = adapters or Adapters()
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(PapersGroup())
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
-        """Register the buttons and sync the commands (never in on_ready: it runs again)."""
+        """Register the buttons (at login; the commands are synced after, by `run_discord`)."""
         self.add_dynamic_items(PaperButton)
+
+    async def sync_commands(self) -> int:
+        """Sync the `/papers` tree, to DISCORD_GUILD_ID's server if set; how many commands."""
         if self.guild_id:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -323,15 +410,118 @@ class PaperbotClient(discord.Client):
         else:
             synced = await self.tree.sync()
         log.info("discord commands synced: %d (guild=%s)", len(synced), self.guild_id or "global")
+        return len(synced)
+
+    async def on_connect(self) -> None:
+        """The gateway said READY: serving."""
+        self.adapters.set("discord", "ok")
+
+    async def on_resumed(self) -> None:
+        """The gateway resumed after a disconnection: serving again."""
+        self.adapters.set("discord", "ok")
+
+    async def on_disconnect(self) -> None:
+        """The gateway dropped; discord.py reconnects by itself (and logs its failures)."""
+        state = self.adapters.get("discord")
+        # A close for good is recorded as failed by run_discord, whichever runs first.
+        if not self.is_closed() and (state is None or state.state != "failed"):
+            self.adapters.set("discord", "retrying", "gateway disconnected; reconnecting")
 
     async def _on_tree_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        log.error("discord command failed: %r", error, exc_info=error)
-        if not interaction.response.is_done():
-            await interaction.response.send_message(
-                "Sorry, something went wrong on my side. Please try again.", ephemeral=True
-            )
+        await apologise(interaction, error)
+
+
+DEVELOPER_PORTAL = "discord.com/developers/applications"
+TOKEN_FIX = f"reset the bot token under Bot at {DEVELOPER_PORTAL} and set DISCORD_TOKEN"
+# Gateway close codes discord.py does not reconnect after, and what to do about each.
+GATEWAY_CLOSED = {
+    4004: f"authentication failed: DISCORD_TOKEN was refused; {TOKEN_FIX}",
+    4010: "invalid shard: paperbot runs one shard; report this as a bug",
+    4011: "sharding required: the bot is in too many servers for one shard",
+    4012: "invalid API version: upgrade discord.py",
+    4013: "invalid intents: report this as a bug",
+    4014: (
+        "disallowed intents: the application may not use an intent paperbot asks for; "
+        f"enable it under Bot > Privileged Gateway Intents at {DEVELOPER_PORTAL}"
+    ),
+}
+
+
+def _transient_http(exc: discord.HTTPException) -> bool:
+    return exc.status >= 500 or exc.status == 429
+
+
+async def _drop_session(client: discord.Client) -> None:
+    # A failed login leaves discord.py's HTTP session (and its connector) open, and the next
+    # login opens another; close it, and let the next login make a new connector.
+    await client.http.close()
+    client.http.connector = MISSING
+
+
+async def _login(client: discord.Client, token: str) -> None:
+    try:
+        await client.login(token)
+    except discord.LoginFailure as exc:
+        raise Permanent(f"Discord refused DISCORD_TOKEN (401 Unauthorized): {TOKEN_FIX}") from exc
+    except discord.HTTPException as exc:
+        await _drop_session(client)
+        if _transient_http(exc):
+            raise
+        raise Permanent(
+            f"Discord refused the login ({exc.status}, error {exc.code}: "
+            f"{' '.join(exc.text.split())}); check DISCORD_TOKEN"
+        ) from exc
+    except BaseException:
+        await _drop_session(client)
+        raise
+
+
+async def _sync(client: PaperbotClient) -> int:
+    try:
+        return await client.sync_commands()
+    except discord.HTTPException as exc:
+        if _transient_http(exc):
+            raise
+        refused = f"Discord refused the command sync ({exc.status}, error {exc.code}: " + (
+            " ".join(exc.text.split()) + ")"
+        )
+        if exc.status == 403 and client.guild_id:
+            raise Permanent(
+                f"{refused}: add the bot to server {client.guild_id} with the "
+                "applications.commands scope (paperbot discord-invite) or fix DISCORD_GUILD_ID"
+            ) from exc
+        raise Permanent(f"{refused}: the /papers commands need a fixed paperbot") from exc
+
+
+async def _connect(client: discord.Client) -> None:
+    try:
+        # Reconnects by itself after drops and 5xx; returns when the client is closed.
+        await client.connect(reconnect=True)
+    except discord.PrivilegedIntentsRequired as exc:
+        raise Permanent(f"Discord closed the gateway with 4014 ({GATEWAY_CLOSED[4014]})") from exc
+    except discord.ConnectionClosed as exc:
+        fix = GATEWAY_CLOSED.get(exc.code, exc.reason or "not retried")
+        raise Permanent(f"Discord closed the gateway with {exc.code} ({fix})") from exc
+
+
+async def run_discord(client: PaperbotClient, token: str, supervisor: Supervisor) -> None:
+    """Log in, sync the commands and stay connected, retrying what may pass; until closed."""
+    try:
+        supervisor.starting("logging in")
+        await supervisor.step("login", lambda: _login(client, token))
+        supervisor.starting("syncing the commands")
+        await supervisor.step("command sync", lambda: _sync(client))
+        supervisor.starting("connecting to the gateway")
+        await _connect(client)
+    except Permanent as exc:
+        supervisor.failed(str(exc))
+    except Exception as exc:  # a bug of ours or discord.py's: stop this adapter, not the bot
+        log.exception("discord adapter stopped by an unexpected error")
+        supervisor.adapters.set(supervisor.name, "failed", f"unexpected error: {exc!r}")
+    finally:
+        await client.close()
 
 
 class DiscordDestination:

@@ -2,7 +2,9 @@
 
 Each check returns `Finding`s. `FAIL` means `paperbot run` would refuse to start (or start
 without something it was configured for); `warn` means it starts but something is off; `ok`
-and `--` (not configured) are informational. Nothing here changes the database.
+and `--` (not configured) are informational. Nothing here changes the database. When a
+paperbot already runs on the configured port, its /healthz says how each of its chat adapters
+is doing: a failed one (say, a refused token) is a `FAIL` with the reason.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import httpx
 from sqlite_utils import Database
 
 from adapters.discord_app import client_id_from_token
+from adapters.ops_http import healthz_url
 from bot import migrations, semantic
 from bot.config import Settings
 from bot.store import Store, utc_iso
 
 REACH_TIMEOUT_SECONDS = 3.0
+# The running bot's /healthz answers within its 2-second store check.
+RUNNING_TIMEOUT_SECONDS = 2.5
+ADAPTER_LEVELS = {"ok": "ok", "failed": "FAIL"}  # starting and retrying: warn
 SIGNING_SECRET = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -183,9 +189,30 @@ def check_slack_scopes(
     return [Finding("warn" if missing else "ok", "slack", f"digests {guarantee(missing)}")]
 
 
-def check_port(settings: Settings) -> list[Finding]:
-    """Whether the HTTP endpoint's port is free to listen on."""
+def check_running(
+    settings: Settings, transport: httpx.BaseTransport | None = None
+) -> tuple[list[Finding], bool]:
+    """What a paperbot running on the configured port says of its adapters; whether one runs."""
+    url = healthz_url(settings)
+    try:
+        with httpx.Client(timeout=RUNNING_TIMEOUT_SECONDS, transport=transport) as client:
+            report = client.get(url).json()
+        status, adapters = report["status"], report.get("adapters") or {}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return [Finding("--", "running", f"no paperbot answers at {url}")], False
+    found = [Finding("ok" if status == "ok" else "warn", "running", f"{url}: {status}")]
+    for name, adapter in adapters.items():
+        state, reason = adapter.get("state", "?"), adapter.get("reason")
+        level = ADAPTER_LEVELS.get(state, "warn")
+        found.append(Finding(level, name, f"running: {state}" + (f": {reason}" if reason else "")))
+    return found, True
+
+
+def check_port(settings: Settings, running: bool = False) -> list[Finding]:
+    """Whether the HTTP endpoint's port is free to listen on (or the running bot holds it)."""
     where = f"{settings.http_host}:{settings.http_port}"
+    if running:
+        return [Finding("ok", "http", f"{where} is served by the running paperbot")]
     slack_http = bool(settings.slack_bot_token) and not settings.slack_app_token
     try:
         with socket.create_server((settings.http_host, settings.http_port)):
@@ -208,11 +235,13 @@ def check_semantic(settings: Settings) -> list[Finding]:
 
 def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -> list[Finding]:
     """Every check, in the order they are printed."""
+    running, is_running = check_running(settings, transport)
     return [
         *check_adapters(settings),
         *check_slack_scopes(settings, transport),
+        *running,
         *check_database(Path(settings.db_path)),
         *check_semantic(settings),
-        *check_port(settings),
+        *check_port(settings, is_running),
         *check_sources(settings, transport),
     ]

@@ -11,12 +11,15 @@ added the bot to the channel (the `member_joined_channel` event's inviter) may c
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -25,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters import supervise
 from adapters.slack_blocks import (
     MAX_BLOCKS,
     digest_messages,
@@ -237,8 +241,29 @@ def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
     return PostRejected(f"slack answered {error}")
 
 
+Listener = Callable[..., Awaitable[None]]
+
+
 class SlackAdapter:
-    """The `/papers` command, buttons and App Home, wired to the core."""
+    """The `/papers` command, buttons and App Home, wired to the core.
+
+    A listener that fails is answered (ephemerally, through the payload's response_url when it
+    has one) and logged once, by `_on_error`, Bolt's global error handler.
+    """
+
+    SORRY = "Sorry, something went wrong on my side. Please try again."
+
+    # apps.connections.open errors meaning SLACK_APP_TOKEN itself is refused: not retried.
+    APP_TOKEN_REFUSED = frozenset(
+        {
+            "invalid_auth",
+            "not_authed",
+            "account_inactive",
+            "token_revoked",
+            "token_expired",
+            "not_allowed_token_type",
+        }
+    )
 
     def __init__(
         self,
@@ -249,13 +274,86 @@ class SlackAdapter:
         self.bot = bot
         self.client = client
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
-        self.app.command("/papers")(self._command)
-        self.app.action("subscribe_topic")(self._subscribe_button)
-        self.app.action("not_relevant")(self._not_relevant_button)
-        self.app.action("more_like_this")(self._more_like_button)
-        self.app.action("share_lookup")(self._share_button)
-        self.app.event("app_home_opened")(self._home_opened)
-        self.app.event("member_joined_channel")(self._member_joined)
+        self.app.command("/papers")(self._answering(self._command))
+        self.app.action("subscribe_topic")(self._answering(self._subscribe_button))
+        self.app.action("not_relevant")(self._answering(self._not_relevant_button))
+        self.app.action("more_like_this")(self._answering(self._more_like_button))
+        self.app.action("share_lookup")(self._answering(self._share_button))
+        self.app.event("app_home_opened")(self._answering(self._home_opened))
+        self.app.event("member_joined_channel")(self._answering(self._member_joined))
+        self.app.error(self._on_error)
+
+    def _answering(self, listener: Listener) -> Listener:
+        """The listener, answering its own failure through `_on_error` rather than raising it.
+
+        Raised to Bolt, a failure within ~10 ms of ack() loses the acknowledgement (Bolt's
+        runner then sets it to None), so Slack gets a 404 after 3 s and retries events.
+        Bolt reads the listener's arguments through `__wrapped__`.
+        """
+
+        @functools.wraps(listener)
+        async def answering(**kwargs: Any) -> None:
+            try:
+                await listener(**kwargs)
+            except Exception as error:
+                # Not every listener asks for the body; the event names the listener then.
+                body = kwargs.get("body") or {"event": kwargs.get("event") or {}}
+                await self._on_error(error, body, kwargs.get("respond"))
+
+        return answering
+
+    @staticmethod
+    def _listener(body: dict[str, Any]) -> str:
+        # Which listener a payload went to, for a log line (never the user's text).
+        if body.get("command"):
+            return f"command {body['command']}"
+        actions = body.get("actions") or []
+        if actions:
+            return f"action {actions[0].get('action_id', '?')}"
+        event = body.get("event") or {}
+        return f"event {event.get('type') or body.get('type') or '?'}"
+
+    async def _on_error(self, error: Exception, body: dict[str, Any], respond: Any) -> None:
+        # Bolt's global error handler (middleware and listeners), instead of its own log line.
+        untold = ""
+        # Events (and App Home buttons) carry no response_url: there is nobody to answer.
+        if respond is not None and body.get("response_url"):
+            try:
+                await respond(text=self.SORRY, response_type="ephemeral", replace_original=False)
+            except Exception as exc:
+                untold = f"; the user could not be told: {exc!r}"
+        log.error("slack %s failed: %r%s", self._listener(body), error, untold, exc_info=error)
+
+    async def connect_socket_mode(
+        self, handler: AsyncSocketModeHandler, supervisor: supervise.Supervisor
+    ) -> None:
+        """Connect Socket Mode, retrying while Slack cannot be reached; stop if it is refused."""
+        client = handler.client
+
+        async def open_url() -> None:
+            # Asked for here, because connect() retries even a refused token forever (logging
+            # each time); connect() then uses this URL.
+            try:
+                opened = await client.web_client.apps_connections_open(app_token=client.app_token)
+                client.wss_uri = str(opened["url"])
+            except SlackApiError as exc:
+                code = error_code(exc)
+                if code in self.APP_TOKEN_REFUSED:
+                    raise supervise.Permanent(
+                        f"Slack refused SLACK_APP_TOKEN ({code}): create an app-level token "
+                        "with connections:write (Basic Information > App-Level Tokens) and "
+                        "set SLACK_APP_TOKEN"
+                    ) from exc
+                raise
+
+        try:
+            supervisor.starting("opening a Socket Mode connection")
+            await supervisor.step("apps.connections.open", open_url)
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+        except supervise.Permanent as exc:
+            supervisor.failed(str(exc))
+            return
+        supervisor.ok()
 
     async def _can_manage(self, user_id: str, channel_id: str) -> bool:
         if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import discord
 import pytest
+import yarl
 from click.testing import CliRunner
+from discord.gateway import DiscordWebSocket
+from tenacity import wait_fixed
 
+from adapters import discord_app
 from adapters.cli import cli
 from adapters.discord_app import (
     INVITE_PERMISSIONS,
+    SORRY,
+    TOO_SLOW,
     DiscordDestination,
     PaperbotClient,
     client_id_from_token,
+    run_discord,
 )
 from adapters.discord_embeds import embed_size
+from adapters.supervise import Supervisor
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
+from bot.health import Adapters, AdapterState
 from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
 from bot.runtime import StoreRunner
@@ -46,6 +58,7 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
     server = FakeDiscord()
     await server.server.start_server()
     monkeypatch.setattr(discord.http.Route, "BASE", server.base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
     yield server
     await server.server.close()
 
@@ -60,8 +73,10 @@ async def bot() -> AsyncIterator[PaperBot]:
 
 
 async def started(bot: PaperBot, guild_id: int | None = None) -> PaperbotClient:
+    """A logged-in client with its commands synced (the gateway's events are dispatched by hand)."""
     client = PaperbotClient(bot, guild_id=guild_id)
     await client.login(DISCORD_TEST_TOKEN)
+    await client.sync_commands()
     return client
 
 
@@ -353,10 +368,16 @@ async def test_run_starts_the_adapter_when_a_token_is_set(
     monkeypatch.setenv("DISCORD_TOKEN", DISCORD_TEST_TOKEN)
     monkeypatch.setenv("DISCORD_GUILD_ID", GUILD_ID)
     destinations: dict[str, Any] = {}
-    stop = await _start_discord(Settings(), bot, destinations)
+    adapters = Adapters()
+    stop = await _start_discord(Settings(), bot, destinations, adapters)
     try:
         assert isinstance(destinations["discord"], DiscordDestination)
+        # Nothing was waited for: it logs in, syncs and connects in the background.
+        assert adapters.get("discord") == AdapterState("starting")
+        assert not fake.sent("PUT", "/applications/")
+        await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
         assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
+        assert fake.identified == 1
     finally:
         await stop()
 
@@ -389,3 +410,313 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
     status = await runner.call(lambda s: s.conn.execute("SELECT status FROM deliveries").fetchall())
     assert status == [("sent",)]
     await runner.close()
+
+
+# -- no interaction left hanging ------------------------------------------------------------------
+
+
+class BrokenBot(PaperBot):
+    """The core failing (or hanging) after the adapter has deferred."""
+
+    def __init__(self, runner: StoreRunner, hang: bool = False) -> None:
+        super().__init__(runner, clock=lambda: NOW)
+        self.hang = hang
+
+    async def _fail(self) -> Any:
+        if self.hang:
+            await asyncio.sleep(3600)
+        raise RuntimeError("the store is on fire")
+
+    async def run(self, caller: Any, command: Any) -> Any:
+        return await self._fail()
+
+    async def more_like(self, caller: Any, paper_id: str) -> Any:
+        return await self._fail()
+
+    async def suggest_topics(self, platform: str, typed: str, limit: int) -> Any:
+        return await self._fail()
+
+
+@pytest.fixture
+async def broken(fake: FakeDiscord, bot: PaperBot) -> AsyncIterator[PaperbotClient]:
+    c = await started(BrokenBot(bot.runner))
+    yield c
+    await c.close()
+
+
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every ERROR line, from any logger (discord.py's "Ignoring exception ..." included)."""
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_command_failing_after_the_deferral_gets_an_ephemeral_apology(
+    fake: FakeDiscord, broken: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    (answer,) = await run(fake, broken, interaction(command("search", query="kv-cache")))
+    assert fake.sent("POST", "/interactions/")[-1]["type"] == 5  # it had deferred
+    assert answer["content"] == SORRY and answer["flags"] == 64
+    (line,) = failures(caplog)  # logged once, by us; not by discord.py
+    assert line.startswith("discord command /papers search failed: RuntimeError")
+
+
+async def test_a_failing_button_gets_an_ephemeral_apology(
+    fake: FakeDiscord, broken: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    (answer,) = await run(fake, broken, clicked("paperbot:more:2401.00001"))
+    assert answer["content"] == SORRY and answer["flags"] == 64
+    (line,) = failures(caplog)
+    assert line.startswith("discord button paperbot:more:2401.00001 failed: RuntimeError")
+
+
+async def test_a_hanging_core_is_answered_after_the_command_timeout(
+    fake: FakeDiscord, bot: PaperBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(discord_app, "COMMAND_SECONDS", 0.2)
+    client = await started(BrokenBot(bot.runner, hang=True))
+    try:
+        (answer,) = await run(fake, client, interaction(command("digest")))
+        (clicked_answer,) = await run(fake, client, clicked("paperbot:sub:MoE"))
+    finally:
+        await client.close()
+    assert answer["content"] == TOO_SLOW and clicked_answer["content"] == TOO_SLOW
+
+
+async def test_an_expired_interaction_is_logged_once(
+    fake: FakeDiscord, client: PaperbotClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Created 3.5 s ago (a stalled event loop): Discord refuses the deferral and the apology.
+    client._connection.parse_interaction_create(  # type: ignore[arg-type]
+        interaction(command("help"), age=3.5)
+    )
+    await fake.wait_for(lambda: len(fake.sent("POST", "/interactions/")) == 2)
+    await asyncio.sleep(0.05)
+    (line,) = failures(caplog)
+    assert "the user could not be told" in line and "10062" in line
+    assert not followups(fake)
+
+
+async def test_autocomplete_always_answers_even_when_the_core_fails_or_is_slow(
+    fake: FakeDiscord, bot: PaperBot, broken: PaperbotClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = interaction(command("search", query="mix", _focused="query"), kind=4)
+    broken._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+    (callback,) = await fake.wait_for(lambda: fake.sent("POST", "/interactions/"))
+    assert callback == {"type": 8, "data": {"choices": []}}
+    monkeypatch.setattr(discord_app, "AUTOCOMPLETE_SECONDS", 0.2)
+    slow = await started(BrokenBot(bot.runner, hang=True))
+    try:
+        payload = interaction(command("subscribe", topic="mix", _focused="topic"), kind=4)
+        slow._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+        await fake.wait_for(lambda: len(fake.sent("POST", "/interactions/")) == 2)
+    finally:
+        await slow.close()
+    assert fake.sent("POST", "/interactions/")[-1] == {"type": 8, "data": {"choices": []}}
+
+
+async def test_channel_subscribe_autocompletes_popular_topics(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    (synced,) = fake.sent("PUT", f"/applications/{APP_ID}/commands")
+    channel = next(o for o in synced[0]["options"] if o["name"] == "channel")
+    subscribe = next(o for o in channel["options"] if o["name"] == "subscribe")
+    assert subscribe["options"][0]["autocomplete"] is True
+    data = command("channel", "subscribe", topic="mixture", _focused="topic")
+    client._connection.parse_interaction_create(interaction(data, kind=4))  # type: ignore[arg-type]
+    (callback,) = await fake.wait_for(lambda: fake.sent("POST", "/interactions/"))
+    assert {"name": "mixture of experts", "value": "mixture of experts"} in callback["data"][
+        "choices"
+    ]
+
+
+# -- starting: retried when it may pass, stopped with one line saying what to fix ----------------
+
+FAST = wait_fixed(0.01)
+
+
+async def start(bot: PaperBot, adapters: Adapters) -> tuple[PaperbotClient, asyncio.Task[None]]:
+    client = PaperbotClient(bot, adapters=adapters)
+    supervisor = Supervisor("discord", adapters, wait=FAST)
+    return client, asyncio.create_task(run_discord(client, DISCORD_TEST_TOKEN, supervisor))
+
+
+def lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == level]
+
+
+async def test_login_sync_and_gateway_make_the_adapter_ok(fake: FakeDiscord, bot: PaperBot) -> None:
+    adapters = Adapters()
+    client, task = await start(bot, adapters)
+    await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
+    assert fake.identified == 1 and len(fake.sent("PUT", "/applications/")) == 1
+    await client.close()
+    await asyncio.wait_for(task, 5)  # closing the client ends the adapter
+
+
+@pytest.mark.parametrize(
+    ("close", "fix"),
+    [
+        (4004, "authentication failed: DISCORD_TOKEN was refused; reset the bot token"),
+        (4014, "disallowed intents: the application may not use an intent"),
+    ],
+)
+async def test_a_gateway_closed_for_good_is_one_error_line_and_failed(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture, close: int, fix: str
+) -> None:
+    fake.gateway_close = close
+    adapters = Adapters()
+    client, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)  # it gave up: no reconnecting to a closed gateway
+    state = adapters.get("discord")
+    assert state is not None and state.state == "failed"
+    assert state.reason.startswith(f"Discord closed the gateway with {close} ({fix}")
+    assert fake.identified == 1 and client.is_closed()
+    (line,) = lines(caplog, logging.ERROR)
+    assert line == f"discord adapter stopped: {state.reason}"
+
+
+async def test_a_refused_token_is_not_retried(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail["login"] = [(401, 0)]
+    adapters = Adapters()
+    _, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)
+    assert adapters.get("discord") == AdapterState(
+        "failed",
+        "Discord refused DISCORD_TOKEN (401 Unauthorized): reset the bot token under Bot at "
+        "discord.com/developers/applications and set DISCORD_TOKEN",
+    )
+    assert len(fake.sent("GET", "/users/@me")) == 1 and not fake.sent("PUT", "/applications/")
+    assert len(lines(caplog, logging.ERROR)) == 1
+
+
+async def test_a_refused_command_tree_is_not_retried(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail["sync"] = [(400, 50035)]
+    adapters = Adapters()
+    _, task = await start(bot, adapters)
+    await asyncio.wait_for(task, 5)
+    state = adapters.get("discord")
+    assert state is not None and state.state == "failed"
+    assert state.reason.startswith("Discord refused the command sync (400, error 50035")
+    assert state.reason.endswith("the /papers commands need a fixed paperbot")
+    assert len(fake.sent("PUT", "/applications/")) == 1 and fake.identified == 0
+    assert len(lines(caplog, logging.ERROR)) == 1
+
+
+async def test_5xx_on_login_and_sync_are_retried_with_one_warning_each(
+    fake: FakeDiscord, bot: PaperBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 503 is not among the statuses discord.py retries itself (500, 502, 504, 524).
+    fake.fail["login"] = [(503, 0)]
+    fake.fail["sync"] = [(503, 0), (503, 0)]
+    adapters = Adapters()
+    seen: list[AdapterState] = []
+    record = adapters.set
+
+    def recording(name: str, state: Any, reason: str = "") -> None:
+        record(name, state, reason)
+        seen.append(AdapterState(state, reason))
+
+    adapters.set = recording  # type: ignore[method-assign]
+    client, task = await start(bot, adapters)
+    await fake.wait_for(lambda: adapters.get("discord") == AdapterState("ok"))
+    retrying = [s.reason for s in seen if s.state == "retrying"]
+    assert len(retrying) == 3
+    assert retrying[0].startswith("login failed (DiscordServerError: 503 Service Unavailable")
+    assert retrying[1].startswith("command sync failed (DiscordServerError: 503")
+    assert len(lines(caplog, logging.WARNING)) == 3 and not lines(caplog, logging.ERROR)
+    assert len(fake.sent("GET", "/users/@me")) == 2  # logged in again after the 503
+    await client.close()
+    await asyncio.wait_for(task, 5)
+    gc.collect()  # the failed login's HTTP session was closed, not left to the collector
+    assert not [m for m in caplog.messages if "Unclosed" in m]
+
+
+# -- the fake answers like Discord --------------------------------------------------------------
+
+
+async def fake_post(fake: FakeDiscord, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+    from aiohttp import ClientSession
+
+    async with ClientSession() as session, session.post(fake.base + path, json=body) as r:
+        return r.status, await r.json()
+
+
+async def test_the_fake_holds_interactions_to_discords_deadlines(fake: FakeDiscord) -> None:
+    fresh = interaction(command("help"))
+    callback = f"/interactions/{fresh['id']}/{fresh['token']}/callback"
+    followup = f"/webhooks/{APP_ID}/{fresh['token']}"
+    # A follow-up before the callback: the interaction's webhook does not exist yet.
+    assert await fake_post(fake, followup, {"content": "x"}) == (
+        404,
+        {"code": 10015, "message": "Unknown Webhook"},
+    )
+    assert (await fake_post(fake, callback, {"type": 5, "data": {"flags": 64}}))[0] == 200
+    assert await fake_post(fake, callback, {"type": 5}) == (
+        400,
+        {"code": 40060, "message": "Interaction has already been acknowledged."},
+    )
+    assert (await fake_post(fake, followup, {"content": "x"}))[0] == 200
+    stale = interaction(command("help"), age=3.5)
+    late = f"/interactions/{stale['id']}/{stale['token']}/callback"
+    assert await fake_post(fake, late, {"type": 5}) == (
+        404,
+        {"code": 10062, "message": "Unknown interaction"},
+    )
+
+
+async def test_the_fake_refuses_embeds_and_buttons_over_discords_limits(
+    fake: FakeDiscord,
+) -> None:
+    def button(custom_id: str, label: str = "b") -> dict[str, Any]:
+        return {"type": 2, "style": 2, "custom_id": custom_id, "label": label}
+
+    body = {
+        "embeds": [
+            {
+                "title": "t" * 257,
+                "description": "d" * 4000,
+                "fields": [{"name": "n", "value": "v" * 1025}, {"name": "", "value": "v"}],
+                "footer": {"text": "f" * 2049},
+            },
+            *[{"description": "x"} for _ in range(10)],
+        ],
+        "components": [
+            {"type": 1, "components": [button("a" * 101, "l" * 81), *[button("b")] * 5]},
+            *[{"type": 1, "components": [button("c")]} for _ in range(5)],
+        ],
+    }
+    status, answer = await fake_post(fake, f"/channels/{CHANNEL_ID}/messages", body)
+    assert status == 400 and answer["code"] == 50035 and answer["message"] == "Invalid Form Body"
+    errors = answer["errors"]
+
+    def codes(*path: str) -> list[str]:
+        node = errors
+        for key in path:
+            node = node[key]
+        return [e["code"] for e in node["_errors"]]
+
+    assert codes("embeds") == ["BASE_TYPE_MAX_LENGTH", "MAX_EMBED_SIZE_EXCEEDED"]
+    assert codes("embeds", "0", "title") == ["BASE_TYPE_MAX_LENGTH"]
+    assert errors["embeds"]["0"]["title"]["_errors"][0]["message"] == (
+        "Must be 256 or fewer in length."
+    )
+    assert codes("embeds", "0", "fields", "0", "value") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("embeds", "0", "fields", "1", "name") == ["BASE_TYPE_REQUIRED"]
+    assert codes("embeds", "0", "footer", "text") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components", "0", "custom_id") == ["BASE_TYPE_MAX_LENGTH"]
+    assert codes("components", "0", "components", "0", "label") == ["BASE_TYPE_MAX_LENGTH"]
+    assert not fake.channel_messages  # nothing was posted
+    # Within every limit, the same shape is accepted; in a callback the errors sit under data.
+    assert (await fake_post(fake, f"/channels/{CHANNEL_ID}/messages", {"embeds": []}))[0] == 200
+    payload = interaction(command("help"))
+    status, answer = await fake_post(
+        fake,
+        f"/interactions/{payload['id']}/{payload['token']}/callback",
+        {"type": 4, "data": {"content": "c" * 2001}},
+    )
+    assert status == 400 and "content" in answer["errors"]["data"]

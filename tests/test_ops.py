@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -21,7 +22,7 @@ from prometheus_client import REGISTRY
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes
 from bot.backup import BackupError, backup
-from bot.health import Health, check_health
+from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
 from bot.models import Caller, DigestSettings
@@ -76,6 +77,37 @@ async def test_a_stopped_scheduler_or_a_dead_store_is_failing() -> None:
     await runner.close()
     dead = await check_health(runner, True, NOW, NOW, 60)
     assert dead.failing and dead.checks["store"].startswith("unreachable")
+
+
+async def test_an_adapter_that_is_not_ok_degrades_health_with_its_reason(
+    runner: StoreRunner,
+) -> None:
+    adapters = Adapters()
+    adapters.set("slack", "ok")
+    adapters.set("discord", "starting")
+    starting = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert starting.status == "degraded" and starting.checks["reasons"] == ["discord: starting"]
+    adapters.set("discord", "failed", "Discord refused DISCORD_TOKEN (401): reset the token")
+    failed = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert failed.status == "degraded" and not failed.failing  # a restart would not fix it
+    assert failed.checks["adapters"] == {
+        "slack": {"state": "ok"},
+        "discord": {
+            "state": "failed",
+            "reason": "Discord refused DISCORD_TOKEN (401): reset the token",
+        },
+    }
+    assert failed.checks["reasons"] == [
+        "discord: failed: Discord refused DISCORD_TOKEN (401): reset the token"
+    ]
+    state = "paperbot_adapter_state"
+    assert metric(state, adapter="discord", paperbot_adapter_state="failed") == 1.0
+    assert metric(state, adapter="discord", paperbot_adapter_state="starting") == 0.0
+    assert metric(state, adapter="slack", paperbot_adapter_state="ok") == 1.0
+    adapters.set("discord", "ok", "ignored: ok has no reason")
+    ok = await check_health(runner, True, NOW, NOW, 60, adapters=adapters)
+    assert ok.status == "ok" and "reasons" not in ok.checks
+    assert ok.checks["adapters"]["discord"] == {"state": "ok"}
 
 
 async def test_healthz_and_metrics_over_http(runner: StoreRunner) -> None:
@@ -355,3 +387,45 @@ def test_doctor_fails_when_slack_http_cannot_get_its_port(
         }
         code, out = doctor(env, tmp_path, source_server)
     assert code == 1 and f"FAIL  http      cannot listen on 127.0.0.1:{port}" in out
+
+
+class _Healthz(BaseHTTPRequestHandler):
+    report: ClassVar[dict[str, object]] = {}
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(json.dumps(self.report).encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_doctor_reports_a_running_bots_adapters(tmp_path: Path, source_server: str) -> None:
+    refused = "Discord refused DISCORD_TOKEN (401 Unauthorized): reset the bot token"
+    _Healthz.report = {
+        "status": "degraded",
+        "adapters": {"slack": {"state": "ok"}, "discord": {"state": "failed", "reason": refused}},
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthz)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    env = {"PAPERBOT_HTTP_PORT": str(port), "SLACK_BOT_TOKEN": "xoxb-1"}
+    try:
+        code, out = doctor({**env, "SLACK_SIGNING_SECRET": "0" * 32}, tmp_path, source_server)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1, out
+    assert f"warn  running   http://127.0.0.1:{port}/healthz: degraded" in out
+    assert "ok    slack     running: ok" in out
+    assert f"FAIL  discord   running: failed: {refused}" in out
+    # The port is the running bot's, not a conflict (Slack HTTP mode would FAIL on a taken one).
+    assert f"ok    http      127.0.0.1:{port} is served by the running paperbot" in out
+
+
+def test_doctor_without_a_running_bot_says_so(tmp_path: Path, source_server: str) -> None:
+    code, out = doctor({}, tmp_path, source_server)
+    assert code == 0 and "--    running   no paperbot answers at http://127.0.0.1:0/healthz" in out

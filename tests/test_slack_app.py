@@ -147,6 +147,202 @@ async def test_subscribe_button(app_server, fake_slack: FakeSlack) -> None:  # t
     assert "Subscribed to `kv-cache`" in json.dumps(fake_slack.of("respond")[0])
 
 
+async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
+    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from adapters.cli import _start_slack
+    from bot.config import Settings
+    from bot.health import Adapters, AdapterState
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_TEST_TOKEN)
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-A1-refused")
+    monkeypatch.setenv("SLACK_API_URL", fake_slack.url + "api/")
+    fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
+    runner = StoreRunner(Store.open(":memory:"))
+    adapters = Adapters()
+    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
+    assert web_app is None and adapters.get("slack") == AdapterState("starting")
+    await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
+    reason = adapters.get("slack").reason  # type: ignore[union-attr]
+    assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
+    assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [f"slack adapter stopped: {reason}"]
+    await stop()
+    await runner.close()
+
+
+class FailingBot(PaperBot):
+    """The core raising under a listener, after the ack."""
+
+    async def handle(self, caller: Any, text: str) -> Any:
+        raise RuntimeError("the store is on fire")
+
+    async def mute(self, caller: Any, paper_id: str) -> Any:
+        raise RuntimeError("the store is on fire")
+
+
+@pytest.fixture
+async def failing_server(fake_slack: FakeSlack):  # type: ignore[no-untyped-def]
+    runner = StoreRunner(Store.open(":memory:"))
+    client = web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/")
+    adapter = SlackAdapter(FailingBot(runner, clock=lambda: NOW), client, SECRET)
+    server = TestServer(adapter.app.web_app(path="/slack/events"), host="127.0.0.1", port=0)
+    await server.start_server()
+    yield server
+    await server.close()
+    await runner.close()
+
+
+def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    import logging
+
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("payload", "listener"),
+    [
+        (lambda fake: command(fake, "kv-cache"), "command /papers"),
+        (lambda fake: button(fake, "not_relevant", "2401.1"), "action not_relevant"),
+    ],
+)
+async def test_a_failing_listener_answers_the_user_ephemerally_and_logs_once(
+    failing_server, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, payload, listener
+) -> None:  # type: ignore[no-untyped-def]
+    body = payload(fake_slack)
+    assert await post(failing_server, body, signed(body)) == 200
+    await wait_for(lambda: fake_slack.of("respond"))
+    (answer,) = fake_slack.of("respond")
+    assert answer["text"] == SlackAdapter.SORRY and answer["response_type"] == "ephemeral"
+    assert answer["replace_original"] is False
+    (line,) = error_lines(caplog)  # ours, instead of Bolt's own
+    assert line == f"slack {listener} failed: RuntimeError('the store is on fire')"
+
+
+async def test_a_failing_event_listener_is_logged_once(
+    failing_server, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    event = {
+        "type": "event_callback",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "event_id": "Ev1",
+        "event_time": int(time.time()),
+        "event": {"type": "app_home_opened", "user": "U1", "tab": "home"},
+    }
+    body = json.dumps(event)
+    headers = {**signed(body), "Content-Type": "application/json"}
+    assert await post(failing_server, body, headers) == 200
+    await wait_for(lambda: error_lines(caplog))
+    assert error_lines(caplog) == [
+        "slack event app_home_opened failed: RuntimeError('the store is on fire')"
+    ]
+    assert not fake_slack.of("respond")  # no response_url: nobody to answer
+
+
+@pytest.mark.parametrize(
+    ("sync", "state", "reason"),
+    [
+        ([(400, 50035)], "failed", "Discord refused the command sync (400, error 50035"),
+        ([(503, 0)] * 100, "retrying", "command sync failed (DiscordServerError: 503"),
+    ],
+)
+async def test_discord_failing_to_start_delays_and_stops_nothing(
+    fake_slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    sync: list[tuple[int, int]],
+    state: str,
+    reason: str,
+) -> None:
+    import asyncio
+    import contextlib
+    import socket
+
+    import discord
+    import yarl
+    from discord.gateway import DiscordWebSocket
+
+    from adapters import cli as cli_module
+    from bot.config import Settings
+    from tests.conftest import DISCORD_TEST_TOKEN
+    from tests.discord_fake import FakeDiscord
+
+    discord_fake = FakeDiscord()
+    await discord_fake.server.start_server()
+    monkeypatch.setattr(discord.http.Route, "BASE", discord_fake.base)
+    monkeypatch.setattr(DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(discord_fake.gateway_url))
+    discord_fake.fail["sync"] = list(sync)
+    monkeypatch.setattr(cli_module, "settle_gc", lambda: None)  # not in the test process
+    store = Store.open(tmp_path / "paperbot.db")
+    import_files(store, [SEED], NOW)  # not empty: no first ingest to wait for
+    store.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PAPERBOT_DB": str(tmp_path / "paperbot.db"),
+        "PAPERBOT_HTTP_HOST": "127.0.0.1",
+        "PAPERBOT_HTTP_PORT": str(port),
+        "PAPERBOT_HF_API_URL": "http://127.0.0.1:9/api",  # nothing listens there
+        "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",
+        "SLACK_BOT_TOKEN": SLACK_TEST_TOKEN,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": fake_slack.url + "api/",
+        "DISCORD_TOKEN": DISCORD_TEST_TOKEN,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    running = asyncio.create_task(cli_module._run(Settings()))
+
+    async def health() -> dict[str, Any] | None:
+        try:
+            async with ClientSession() as session, session.get(base + "/healthz") as r:
+                return dict(await r.json())
+        except OSError:
+            return None
+
+    try:
+        while (first := await health()) is None:
+            assert time.monotonic() - started < 5 and not running.done()
+            await asyncio.sleep(0.01)
+        answered_after = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while (report := await health()) and report["adapters"]["discord"]["state"] != state:
+            assert time.monotonic() < deadline, report
+            await asyncio.sleep(0.05)
+        assert report is not None and report["status"] == "degraded"
+        assert report["adapters"]["slack"] == {"state": "ok"}
+        assert report["adapters"]["discord"]["reason"].startswith(reason)
+        assert any(line.startswith(f"discord: {state}: {reason}") for line in report["reasons"])
+        async with ClientSession() as session, session.get(base + "/metrics") as r:
+            metrics = await r.text()
+        gauge = 'paperbot_adapter_state{adapter="discord",paperbot_adapter_state="%s"} 1.0'
+        assert gauge % state in metrics and gauge % "ok" not in metrics
+        body = command(fake_slack, "kv-cache")  # Slack answers all the while
+        async with (
+            ClientSession() as session,
+            session.post(base + "/slack/events", data=body, headers=signed(body)) as r,
+        ):
+            assert r.status == 200
+        await wait_for(lambda: fake_slack.of("respond"))
+        assert "KV Cache" in json.dumps(fake_slack.of("respond")[0]["blocks"])
+        assert not running.done()
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await discord_fake.server.close()
+    assert first["status"] in ("ok", "degraded")
+    assert answered_after < 2.0, answered_after
+
+
 def digest(n: int) -> Digest:
     card = PaperCard(
         "2401.1", "A <b> & c", "https://arxiv.org/abs/2401.1", "A", None, 1, "S" * 500, "why", {}

@@ -533,6 +533,9 @@ class DiscordDestination:
         self.client = client
 
     async def _channel(self, subscriber: Subscriber) -> discord.abc.Messageable:
+        if self.client.user is None:
+            # Not logged in (yet, or Discord refused the start): nothing was sent.
+            raise PostRejected("discord is not connected")
         if subscriber.kind == "user":
             return await self.client.create_dm(discord.Object(int(subscriber.address)))
         return self.client.get_partial_messageable(int(subscriber.address))

@@ -551,6 +551,7 @@ class _Posted:
     def apply(self, conn: sqlite3.Connection) -> None:
         key = [self.subscriber_id, self.day.isoformat()]
         last = self.paper_ids is not None
+        paper_ids = None if self.paper_ids is None else dumps_ids(list(self.paper_ids))
         # One statement whether or not it was the last: it is written once per message.
         conn.execute(
             "UPDATE deliveries SET sent_parts = ? + 1, sending_at = NULL, "
@@ -561,8 +562,7 @@ class _Posted:
             "retry_at = iif(?, NULL, retry_at) WHERE subscriber_id = ? AND local_date = ?",
             [
                 self.part, self.message_id, last, last, utc_iso(self.at), last,
-                self.message_id, None if self.paper_ids is None else dumps_ids(list(self.paper_ids)),
-                last, last,
+                self.message_id, paper_ids, last, last,
                 *key,
             ],
         )  # fmt: skip

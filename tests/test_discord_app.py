@@ -312,6 +312,13 @@ async def test_a_channel_whose_history_cannot_be_read_is_at_least_once_not_gone(
         await destination.find_posted(to_channel, "7:2026-11-20", 0, *window())
 
 
+async def test_a_digest_before_discord_is_connected_is_refused_for_now(bot: PaperBot) -> None:
+    destination = DiscordDestination(PaperbotClient(bot))  # never logged in
+    body = destination.render(DIGEST, "7:2026-11-20")[0]
+    with pytest.raises(PostRejected, match="not connected"):
+        await destination.post(subscriber("channel", CHANNEL_ID), body)
+
+
 async def test_digest_to_a_channel(fake: FakeDiscord, client: PaperbotClient) -> None:
     message_id = await deliver(
         DiscordDestination(client), subscriber("channel", CHANNEL_ID), DIGEST, "7:2026-11-20"

@@ -11,7 +11,7 @@ import difflib
 import logging
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -19,10 +19,18 @@ from zoneinfo import ZoneInfo
 
 from bot.cards import card_from_hit
 from bot.errors import InvalidQuery, PaperbotError
-from bot.models import WEEKDAYS, Caller, DigestSettings, Reply, SearchHit, Subscriber
+from bot.models import (
+    WEEKDAYS,
+    Caller,
+    DigestSettings,
+    Reply,
+    SearchHit,
+    Subscriber,
+    TopicSubscription,
+)
 from bot.search import like_paper, search
 from bot.store import Store
-from bot.subscriptions import MAX_TOPICS, Subscriptions
+from bot.subscriptions import MAX_TOPICS, Subscriptions, next_send, subscribed_at
 from bot.topics import MAX_TOPIC_CHARS
 
 log = logging.getLogger(__name__)
@@ -228,16 +236,22 @@ Topics understand acronyms (MoE, PTQ, PEFT, LoRA…), British spelling, `"exact 
 `a OR b`, `-exclusions`, `author:"Name"` and `cat:cs.LG`."""
 
 
-def _describe_settings(subscriber: Subscriber) -> str:
+def _describe_settings(
+    subscriber: Subscriber, topics: Sequence[TopicSubscription], now: datetime
+) -> str:
     s = subscriber.settings
     state = "paused" if s.paused else "active"
     text = (
         f"Digest at {s.digest_time} ({s.tz}), {s.describe_days()}, up to {s.max_papers} papers;"
         f" {state}."
     )
-    if subscriber.next_due_at and not s.paused:
-        local = subscriber.next_due_at.astimezone(ZoneInfo(s.tz))
-        text += f" Next: {local:%a %d %b %H:%M}."
+    if subscriber.next_due_at and not s.paused and topics:
+        # The moment the digest tick will really send, by the tick's own rule.
+        due, _ = next_send(s, subscriber.next_due_at, subscribed_at(subscriber, topics), now)
+        if due <= now:
+            text += " Next: today, within a minute."
+        else:
+            text += f" Next: {due.astimezone(ZoneInfo(s.tz)):%a %d %b %H:%M}."
     return text
 
 
@@ -379,10 +393,10 @@ class Handler:
         where = "this channel's" if channel else "your"
         if not added:
             return Reply(f"`{topic}` is already in {where} topics.")
-        count = len(self.subs.topics(subscriber.id))
+        topics = self.subs.topics(subscriber.id)
         return Reply(
             f"Subscribed {'this channel ' if channel else ''}to `{topic}` "
-            f"({count} of {MAX_TOPICS} topics). {_describe_settings(subscriber)}"
+            f"({len(topics)} of {MAX_TOPICS} topics). {_describe_settings(subscriber, topics, now)}"
         )
 
     def unsubscribe(self, caller: Caller, target: str, channel: bool, now: datetime) -> Reply:
@@ -409,7 +423,7 @@ class Handler:
             return Reply(f"No topics yet. Add one with `{how} <topic>`.")
         lines = [f"{owner} {len(topics)} topic{'s' if len(topics) != 1 else ''}:"]
         lines += [f"{n}. {t.text}" for n, t in enumerate(topics, start=1)]
-        lines.append(_describe_settings(subscriber))
+        lines.append(_describe_settings(subscriber, topics, now))
         return Reply("\n".join(lines))
 
     def digest_preview(self, caller: Caller, now: datetime) -> Reply:
@@ -434,10 +448,11 @@ class Handler:
                 return Reply(
                     f"{_describe_settings_default()} (defaults; subscribe to a topic first)"
                 )
-            return Reply(_describe_settings(subscriber))
+            return Reply(_describe_settings(subscriber, self.subs.topics(subscriber.id), now))
         if field not in SETTINGS_FIELDS:
             guess = _closest(field, SETTINGS_FIELDS)
-            hint = f" Did you mean `settings {guess} {value}`?".replace(" }", "}") if guess else ""
+            suggestion = " ".join(part for part in ("settings", guess, value) if part)
+            hint = f" Did you mean `{suggestion}`?" if guess else ""
             raise CommandError(
                 f"There is no setting `{field[:30]}`.{hint} Settings: time, tz, days, max, pause, "
                 "resume."
@@ -459,7 +474,8 @@ class Handler:
         else:
             new = replace(current, max_papers=parse_max(value))
         updated = self.subs.update_settings(subscriber, new, now)
-        return Reply(f"Saved. {_describe_settings(updated)}")
+        topics = self.subs.topics(updated.id)
+        return Reply(f"Saved. {_describe_settings(updated, topics, now)}")
 
 
 _EXAMPLES = {

@@ -35,7 +35,15 @@ from bot.models import (
 from bot.runtime import StoreRunner
 from bot.search import analyze_paper, matches
 from bot.store import Store, parse_utc, utc_iso
-from bot.subscriptions import Subscriptions, dumps_ids, local_date, next_due, topic_key
+from bot.subscriptions import (
+    Subscriptions,
+    dumps_ids,
+    local_date,
+    next_due,
+    next_send,
+    subscribed_at,
+    topic_key,
+)
 from bot.topics import Topic, parse
 
 log = logging.getLogger(__name__)
@@ -361,11 +369,6 @@ def build_digest(
         subscriber.settings.max_papers,
         card=cache.card,
     )
-
-
-def subscribed_at(subscriber: Subscriber, topics: Sequence[TopicSubscription]) -> datetime:
-    """When the subscriber started following topics: its earliest topic, else its creation."""
-    return min((t.created_at for t in topics), default=subscriber.created_at)
 
 
 def window_start(
@@ -712,19 +715,12 @@ def _claim_batch(
         settings = subscriber.settings
         topics = topics_of.get(subscriber.id, [])
         since = subscribed_at(subscriber, topics)
-        today = local_date(settings, now)
-        due = subscriber.next_due_at
-        assert due is not None  # the due query only returns rows with a due time
+        assert subscriber.next_due_at is not None  # the due query only returns rows with one
+        due, stale = next_send(settings, subscriber.next_due_at, since, now)
+        for day in stale:
+            plan.skipped_stale += 1
+            log.info("digest %s skipped: its local day is over", ledger_key(subscriber.id, day))
         day = local_date(settings, due)
-        # Walk forward over due moments that must not be sent: before the subscriber followed
-        # anything (no "missed" digest at 09:00 for someone who subscribed at 15:00), or on a
-        # local day that is over (the bot was down for the rest of it).
-        while due <= now and (due < since or day < today):
-            if day < today and due >= since:
-                plan.skipped_stale += 1
-                log.info("digest %s skipped: its local day is over", ledger_key(subscriber.id, day))
-            due = next_due(settings, day, now)
-            day = local_date(settings, due)
         if due > now:
             subs.set_next_due(subscriber.id, due)
             continue

@@ -50,6 +50,33 @@ def next_due(settings: DigestSettings, after_local_day: date | None, now: dateti
     raise ValueError("a subscriber must have at least one digest day")
 
 
+def subscribed_at(subscriber: Subscriber, topics: Sequence[TopicSubscription]) -> datetime:
+    """When the subscriber started following topics: its earliest topic, else its creation."""
+    return min((t.created_at for t in topics), default=subscriber.created_at)
+
+
+def next_send(
+    settings: DigestSettings, due: datetime, since: datetime, now: datetime
+) -> tuple[datetime, list[date]]:
+    """When the digest due at `due` really goes out, and the local days passed over as over.
+
+    Due moments that are never sent are passed over: one before the subscriber followed
+    anything (no "missed" digest at 09:00 for someone who subscribed at 15:00), or on a local
+    day that is over (the bot was down for the rest of it). A result at or before `now` goes
+    out at the next digest tick, within a minute. The digest tick and every "Next:" shown to
+    a user use this, so what is promised is what happens.
+    """
+    today = local_date(settings, now)
+    day = local_date(settings, due)
+    stale: list[date] = []
+    while due <= now and (due < since or day < today):
+        if day < today and due >= since:
+            stale.append(day)
+        due = next_due(settings, day, now)
+        day = local_date(settings, due)
+    return due, stale
+
+
 def local_date(settings: DigestSettings, moment: datetime) -> date:
     """The subscriber's local calendar date at `moment`."""
     return moment.astimezone(ZoneInfo(settings.tz)).date()

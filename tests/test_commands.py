@@ -170,3 +170,34 @@ def test_any_text_gives_a_reply(handler: Handler, text: str) -> None:
     for prefix in ("", "subscribe ", "unsubscribe ", "settings ", "channel ", "settings tz "):
         reply = handler.handle_text(MANAGER, prefix + text, NOW)
         assert reply.text
+
+
+# -- "Next:" is when the digest really comes -------------------------------------------------------
+
+WEDNESDAY_1652 = datetime(2026, 12, 2, 16, 52, tzinfo=UTC)
+
+
+def test_a_new_subscriber_is_promised_tomorrow_not_a_time_already_past(handler: Handler) -> None:
+    # Subscribing never sends at once: the first digest comes at the next digest time.
+    reply = handler.handle_text(ALICE, "subscribe MoE", WEDNESDAY_1652)
+    assert "Next: Thu 03 Dec 09:00." in reply.text
+    reply = handler.handle_text(ALICE, "settings time 7:30am", WEDNESDAY_1652)
+    assert "Next: Thu 03 Dec 07:30." in reply.text  # was "Wed 02 Dec 07:30", already past
+    assert "Next: Thu 03 Dec 07:30." in handler.handle_text(ALICE, "list", WEDNESDAY_1652).text
+
+
+def test_moving_the_time_before_now_sends_todays_digest_at_once(handler: Handler) -> None:
+    # Following topics since yesterday, with today's 18:00 digest not yet sent.
+    handler.handle_text(ALICE, "subscribe MoE", WEDNESDAY_1652.replace(day=1))
+    handler.handle_text(ALICE, "settings time 18:00", WEDNESDAY_1652.replace(day=1))
+    reply = handler.handle_text(ALICE, "settings time 7:30", WEDNESDAY_1652)
+    assert "Next: today, within a minute." in reply.text
+
+
+def test_a_misspelled_setting_suggests_the_command_without_a_stray_space(
+    handler: Handler,
+) -> None:
+    handler.handle_text(ALICE, "subscribe MoE", NOW)
+    assert "Did you mean `settings time`?" in handler.handle_text(ALICE, "settings tme", NOW).text
+    reply = handler.handle_text(ALICE, "settings tme 9:00", NOW)
+    assert "Did you mean `settings time 9:00`?" in reply.text

@@ -1061,3 +1061,29 @@ async def test_a_digest_claimed_before_messages_were_recorded_is_looked_up_first
         assert delivered.paper_ids == (pid,)
     finally:
         await env.close()
+
+
+async def test_what_next_promises_is_when_the_tick_sends(db_path: Path) -> None:
+    """The two rules of docs/digests.md, seen from the digest tick: subscribing waits for the
+    next digest time; moving the time earlier than now sends today's digest at once."""
+    clock = FakeClock(utc(2026, 5, 5, 14, 52))  # Tuesday 16:52 in Berlin
+    env = Env(db_path, clock, FakeDestination(clock=clock))
+    try:
+        new = await env.subscriber("new", ["kv cache"], replace(BERLIN, digest_time="07:30"))
+        await kv_paper(env)
+        assert (await env.tick()).sent == 0  # 07:30 today was before they subscribed
+        assert (await env.get(new)).next_due_at is not None
+        clock.set(utc(2026, 5, 4, 12, 0))  # Monday: another subscriber, daily at 18:00
+        old = await env.subscriber("old", ["kv cache"], replace(BERLIN, digest_time="18:00"))
+        clock.set(utc(2026, 5, 5, 14, 52))
+
+        def move_to_0730(store: Store) -> None:
+            subs = Subscriptions(store)
+            subscriber = subs.get(old)
+            subs.update_settings(subscriber, replace(BERLIN, digest_time="07:30"), clock())
+
+        await env.do(move_to_0730)
+        report = await env.tick()
+        assert report.sent == 1 and [d.subscriber.id for d in env.destination.delivered] == [old]
+    finally:
+        await env.close()

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TextIO
 
 from bot.errors import LookupUnavailable
+from bot.markup import plain
 from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -72,8 +73,8 @@ def render_reply(reply: Reply) -> str:
     """A reply as text."""
     parts = []
     if reply.notice:
-        parts.append(f"! {reply.notice}")
-    parts.append(f"Error: {reply.text}" if reply.error else reply.text)
+        parts.append(f"! {plain(reply.notice)}")
+    parts.append(f"Error: {plain(reply.text)}" if reply.error else plain(reply.text))
     parts += [render_card(n, c) for n, c in enumerate(reply.cards, start=1)]
     if reply.digest is not None:
         parts.append(render_digest(reply.digest))

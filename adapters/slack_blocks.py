@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bot.markup import spans
 from bot.models import Digest, PaperCard, Reply
 
 MAX_BLOCKS = 50
@@ -26,6 +27,12 @@ Block = dict[str, Any]
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn gives meaning to."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn(text: str) -> str:
+    """Core markup (bot.markup) as Slack mrkdwn, escaped: `**bold**` becomes `*bold*`."""
+    marks = {"text": "{}", "bold": "*{}*", "code": "`{}`"}
+    return "".join(marks[kind].format(escape(part)) for kind, part in spans(text))
 
 
 def _cut(text: str, limit: int) -> str:
@@ -113,8 +120,8 @@ def reply_messages(reply: Reply, shareable: bool = False) -> list[list[Block]]:
     """A command reply as one or more messages of blocks (with a share button if asked)."""
     blocks: list[Block] = []
     if reply.notice:
-        blocks.append(section(f":warning: {escape(reply.notice)}"))
-    text = escape(reply.text)
+        blocks.append(section(f":warning: {mrkdwn(reply.notice)}"))
+    text = mrkdwn(reply.text)
     blocks.append(section(f":x: {text}" if reply.error else text))
     for card in reply.cards:
         blocks += card_blocks(card, reply.subscribe_topic)

@@ -223,7 +223,7 @@ def parse_max(value: str) -> int:
 # -- replies ---------------------------------------------------------------------------------
 
 HELP = """\
-*paperbot* finds new research papers on your topics and sends you a daily digest.
+**paperbot** finds new research papers on your topics and sends you a daily digest.
 • `/papers <topic>`: look up papers now, e.g. `/papers kv-cache` or `/papers MoE -vision`
 • `/papers subscribe <topic>`: get new papers on a topic in your daily digest (by DM)
 • `/papers unsubscribe <topic or number>` · `/papers list`: your topics and settings

@@ -74,3 +74,25 @@ def test_a_long_digest_becomes_several_messages() -> None:
     assert len(messages) > 1
     assert_within_limits(messages)
     assert "…and 5 more" in json.dumps(messages[-1], ensure_ascii=False)
+
+
+def test_core_markup_is_rendered_per_platform() -> None:
+    from adapters.console import render_reply
+    from adapters.discord_embeds import reply_messages as discord_messages
+    from bot.commands import HELP
+    from bot.markup import spans
+
+    help_reply = Reply(HELP)
+    slack = json.dumps(reply_messages(help_reply))
+    assert "*paperbot* finds" in slack and "**" not in slack
+    discord = discord_messages(help_reply)[0].embeds[0]["description"]
+    assert discord.startswith("**paperbot** finds")  # Discord's bold; `*x*` is its italics
+    assert render_reply(help_reply).startswith("paperbot finds")
+    # Inside a code span nothing is a mark: a topic shows as typed.
+    assert spans("Subscribed to `**x**` **now**") == [
+        ("text", "Subscribed to "),
+        ("code", "**x**"),
+        ("text", " "),
+        ("bold", "now"),
+    ]
+    assert "`**x**`" in json.dumps(reply_messages(Reply("to `**x**`")))

@@ -945,16 +945,25 @@ class SlowLookups(FakeDestination):
         return await super().find_posted(subscriber, key, part, since, until)
 
 
-async def test_a_slow_look_up_holds_up_no_other_digest(db_path: Path) -> None:
-    clock = FakeClock(utc(2026, 5, 4, 5, 0))
-    platform = SlowLookups(clock)
+async def crash_while_posting(
+    db_path: Path, clock: FakeClock, platform: FakeDestinationWithoutLookup, after_send: bool
+) -> int:
+    """A subscriber due at Monday 09:00 in Berlin whose digest's post "kills" the bot, before
+    or after the platform took it; returns their id. The store is closed, as by a crash."""
     first = Env(db_path, clock, platform)
-    crashed = await first.subscriber("u", ["kv cache"], BERLIN)
+    sid = await first.subscriber("u", ["kv cache"], BERLIN)
     await kv_paper(first)
-    platform.crash(crashed, after_send=True)
+    platform.crash(sid, after_send=after_send)
     with pytest.raises(SimulatedCrash):
         await first.tick(utc(2026, 5, 4, 7, 0))
     await first.close()
+    return sid
+
+
+async def test_a_slow_look_up_holds_up_no_other_digest(db_path: Path) -> None:
+    clock = FakeClock(utc(2026, 5, 4, 5, 0))
+    platform = SlowLookups(clock)
+    crashed = await crash_while_posting(db_path, clock, platform, after_send=True)
 
     second = Env(db_path, clock, platform)
     try:
@@ -978,13 +987,7 @@ async def test_where_the_platform_cannot_tell_the_message_is_resent_and_that_is_
 ) -> None:
     clock = FakeClock(utc(2026, 5, 4, 5, 0))
     platform = FakeDestinationWithoutLookup(clock=clock)
-    first = Env(db_path, clock, platform)
-    sid = await first.subscriber("u", ["kv cache"], BERLIN)
-    await kv_paper(first)
-    platform.crash(sid, after_send=True)
-    with pytest.raises(SimulatedCrash):
-        await first.tick(utc(2026, 5, 4, 7, 0))
-    await first.close()
+    sid = await crash_while_posting(db_path, clock, platform, after_send=True)
 
     second = Env(db_path, clock, platform)
     try:

@@ -15,16 +15,20 @@ from bot.cli import cli
 ADAPTER_COMMANDS = ("run", "console", "doctor", "health", "discord-invite")
 
 
+class NotInTheCore(click.ClickException):
+    """An adapter command asked of the core: a usage error (exit status 2)."""
+
+    exit_code = 2
+
+
 def _elsewhere(name: str) -> click.Command:
     """A stand-in for an adapter command that says where the real one is."""
 
     def refuse() -> None:
-        error = click.ClickException(
+        raise NotInTheCore(
             f"`{name}` needs the chat adapters, which `python -m bot` (the core) leaves out: "
             f"run `paperbot {name}` or `python -m adapters {name}`."
         )
-        error.exit_code = 2
-        raise error
 
     return click.Command(
         name,

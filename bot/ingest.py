@@ -123,7 +123,7 @@ async def ingest_hf(
         try:
             papers = await source.daily(day)
         except SourceError as exc:
-            report.failed = f"stopped at {day}: {exc}"
+            report.failed = str(exc)
             break
         report.fetched += len(papers)
         report.stats.add(await _store(runner, papers, now))
@@ -203,7 +203,11 @@ async def run_ingest(
         if own:
             await client.aclose()
     if report.sources:
-        parts = "; ".join(f"{name}: {part.summary()}" for name, part in report.sources.items())
+        # A failed source is named with its error alone: the counts of nothing say nothing.
+        parts = "; ".join(
+            f"{name}: {part.summary() if not part.failed or part.fetched else part.failed}"
+            for name, part in report.sources.items()
+        )
         if report.failed:
             log.warning("ingest: %s (the store keeps what it has; the next run catches up)", parts)
         else:

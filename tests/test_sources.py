@@ -286,5 +286,6 @@ async def test_an_ingest_run_with_every_source_down_logs_one_warning(
     assert report.failed == ["hf", "arxiv"] and len(calls) == 8  # 4 attempts each
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert "hf: 0 fetched" in warnings[0] and "FAILED: stopped at" in warnings[0]
-    assert "arxiv: 0 fetched" in warnings[0] and "failed after 4 attempts: HTTP 503" in warnings[0]
+    assert warnings[0].startswith("ingest: hf: Hugging Face daily papers")
+    assert "; arxiv: arXiv query" in warnings[0]
+    assert warnings[0].count("failed after 4 attempts: HTTP 503") == 2

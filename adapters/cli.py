@@ -87,27 +87,15 @@ def run_command(settings: Settings) -> None:
     asyncio.run(_run(settings))
 
 
-FIRST_INGEST_SECONDS = 20.0
+async def _first_start(runner: StoreRunner) -> None:
+    """On an empty store load the bundled sample at once; the sources are fetched meanwhile.
 
-
-async def _first_start(settings: Settings, runner: StoreRunner) -> None:
-    """On an empty store try the sources briefly; offline, fall back to the sample corpus."""
-    if await runner.call(lambda store: store.count_papers()):
-        return
-    click.echo("The store is empty: fetching recent papers...")
-    try:
-        report = await asyncio.wait_for(
-            run_ingest(settings, runner, datetime.now(UTC)), FIRST_INGEST_SECONDS
-        )
-        fetched = report.new
-    except (TimeoutError, OSError):
-        fetched = 0
-    if fetched:
-        click.echo(f"Fetched {fetched} papers.")
-        return
+    The scheduler's first ingest starts right after this, in the background, so the prompt (or
+    a look-up in Slack) never waits for the network; offline, it fails with one log line.
+    """
     message = await _load_sample_if_empty(runner)
     if message:
-        click.echo(f"The sources could not be reached. {message}")
+        click.echo(f"{message} Fetching recent papers in the background.")
 
 
 FALLBACK_SECONDS = 4.0
@@ -117,9 +105,9 @@ _background: set[asyncio.Task[None]] = set()
 
 async def _run(settings: Settings) -> None:
     started_at = datetime.now(UTC)
-    headless = bool(settings.slack_bot_token or settings.discord_token) or not sys.stdin.isatty()
-    # From the first moment: a stop during start-up is as graceful as one after it.
-    stop_signal = _StopSignal(sigint=headless)
+    # From the first moment: a stop during start-up is as graceful as one after it. (At the
+    # console prompt Ctrl-C is a key the prompt reads; while a command runs, it is this signal.)
+    stop_signal = _StopSignal()
     runner = StoreRunner(open_store(settings))
     client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
@@ -177,7 +165,7 @@ async def _run(settings: Settings) -> None:
                     f"{exc.strerror}. Set PAPERBOT_HTTP_PORT."
                 ) from exc
             log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
-        await _first_start(settings, runner)
+        await _first_start(runner)
         settle_gc()
         scheduler.start()
         if chat or not sys.stdin.isatty():
@@ -203,15 +191,15 @@ async def _run(settings: Settings) -> None:
 
 
 class _StopSignal:
-    """SIGTERM (and SIGINT, Ctrl-C, when there is no console prompt) stop the bot gracefully
-    whenever they come: during start-up they cancel it, afterwards they end `wait`."""
+    """SIGTERM and SIGINT (Ctrl-C) stop the bot gracefully whenever they come: during start-up
+    or a console session they cancel it, while headless they end `wait`."""
 
-    def __init__(self, sigint: bool) -> None:
+    def __init__(self) -> None:
         self.requested = asyncio.Event()
         self._main = asyncio.current_task()
         self._waiting = False
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT) if sigint else (signal.SIGTERM,):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._signal)
 
     def _signal(self) -> None:

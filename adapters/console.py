@@ -1,16 +1,22 @@
 """The console adapter: type `/papers ...` in a terminal; digests are printed when due.
 
 `paperbot console` reads commands from standard input and exits at its end (scriptable);
-`paperbot run` with no chat tokens runs it interactively next to the scheduler.
+`paperbot run` with no chat tokens runs it interactively next to the scheduler, with a
+prompt_toolkit prompt: what prints meanwhile (log lines, digests, start-up news) appears above
+the prompt instead of inside the line being typed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TextIO
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot.errors import LookupUnavailable
 from bot.markup import plain
@@ -88,9 +94,14 @@ class ConsoleDestination:
 
     platform = "console"
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
-        self.out = out
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
         self.sent = 0
+
+    @property
+    def out(self) -> TextIO:
+        """Where digests go; standard output as it is now (above the prompt while it runs)."""
+        return self._out or sys.stdout
 
     def render(self, digest: Digest, key: str) -> list[str]:
         """The digest as one message; the ledger key leads it (its id)."""
@@ -121,20 +132,43 @@ async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:
     out.flush()
 
 
-async def run_interactive(
-    bot: PaperBot, out: TextIO = sys.stdout, read_line: Callable[[], str] | None = None
-) -> None:
-    """A prompt loop until end of input or `quit`; digests print in between when due."""
-    reader = read_line or sys.stdin.readline
-    out.write("paperbot console: type `/papers help`, or `quit` to leave.\n")
-    while True:
-        out.write(PROMPT)
-        out.flush()
-        line = await asyncio.to_thread(reader)
-        if not line or line.strip().lower() in ("quit", "exit", "/quit"):
-            out.write("\nBye.\n")
-            return
-        if not line.strip():
-            continue
-        reply = await bot.handle(CALLER, strip_command(line))
-        out.write(render_reply(reply) + "\n")
+@contextlib.contextmanager
+def _logs_follow_stderr() -> Iterator[None]:
+    """Point the log handlers writing to the terminal at `sys.stderr` as it is now, for a while.
+
+    A StreamHandler keeps the stream it was made with; under `patch_stdout` the new
+    `sys.stderr` is the proxy that prints above the prompt.
+    """
+    terminal = (sys.__stderr__, sys.__stdout__)
+    moved: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in terminal:
+            moved.append((handler, handler.stream))
+            handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler, stream in moved:
+            handler.setStream(stream)
+
+
+QUIT = ("quit", "exit", "/quit")
+
+
+async def run_interactive(bot: PaperBot, session: PromptSession[str] | None = None) -> None:
+    """A prompt loop until `quit`, Ctrl-D or Ctrl-C; digests and log lines print above it."""
+    session = session or PromptSession()
+    print("paperbot console: type `/papers help`, or `quit` to leave.")
+    with patch_stdout(raw=True), _logs_follow_stderr():
+        while True:
+            try:
+                line = await session.prompt_async(PROMPT)
+            except (EOFError, KeyboardInterrupt):  # Ctrl-D, Ctrl-C at the prompt
+                break
+            if line.strip().lower() in QUIT:
+                break
+            if not line.strip():
+                continue
+            reply = await bot.handle(CALLER, strip_command(line))
+            print(render_reply(reply) + "\n", flush=True)
+    print("Bye.")

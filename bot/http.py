@@ -1,8 +1,9 @@
 """Outbound HTTP for the paper sources: a timeout on every call, retries with backoff.
 
 Timeouts, connection errors, 429 and 5xx are retried with exponential backoff and jitter
-(tenacity), honouring `Retry-After`; when the last attempt fails, one clear log line is written
-and `SourceError` raised.
+(tenacity), honouring `Retry-After`; when the last attempt fails, `SourceError` is raised with a
+clear message. Nothing is logged here above DEBUG: an ingest run makes many requests, and its
+caller writes one line for the whole run (`bot.ingest.run_ingest`).
 """
 
 from __future__ import annotations
@@ -101,6 +102,6 @@ async def get(
                     raise SourceError(f"{what}: HTTP {response.status_code}")
                 return response
     except (httpx.TransportError, RetryableStatus) as exc:
-        log.warning("%s failed after %d attempts: %s", what, attempts, exc)
+        log.debug("%s failed after %d attempts: %s", what, attempts, exc)
         raise SourceError(f"{what} failed after {attempts} attempts: {exc}") from exc
     raise SourceError(f"{what}: no attempt was made")  # pragma: no cover - tenacity always tries

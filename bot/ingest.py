@@ -4,6 +4,9 @@ Each source keeps a cursor (`source_state`): Hugging Face the last list date fet
 again next time, since a day's list grows while it lasts), arXiv the newest published date
 seen. A source that fails leaves the store and its cursor as they were; the next run
 catches up from the cursor. All store work goes through the `StoreRunner`.
+
+A run logs one line: INFO when every source answered, one WARNING naming each source that
+failed and why (an offline machine gets one line an hour, not one per request and source).
 """
 
 from __future__ import annotations
@@ -121,7 +124,6 @@ async def ingest_hf(
             papers = await source.daily(day)
         except SourceError as exc:
             report.failed = str(exc)
-            log.warning("Hugging Face ingest stopped at %s: %s", day, exc)
             break
         report.fetched += len(papers)
         report.stats.add(await _store(runner, papers, now))
@@ -154,7 +156,6 @@ async def ingest_arxiv(
         papers = await source.recent(since=start, max_pages=max_pages)
     except SourceError as exc:
         report.failed = str(exc)
-        log.warning("arXiv ingest failed: %s", exc)
         return report
     if until is not None:
         papers = [p for p in papers if not p.published or p.published <= until.isoformat()]
@@ -201,8 +202,17 @@ async def run_ingest(
     finally:
         if own:
             await client.aclose()
+    if report.sources:
+        # A failed source is named with its error alone: the counts of nothing say nothing.
+        parts = "; ".join(
+            f"{name}: {part.summary() if not part.failed or part.fetched else part.failed}"
+            for name, part in report.sources.items()
+        )
+        if report.failed:
+            log.warning("ingest: %s (the store keeps what it has; the next run catches up)", parts)
+        else:
+            log.info("ingest: %s", parts)
     for name, part in report.sources.items():
-        log.info("ingest %s: %s", name, part.summary())
         PAPERS_INGESTED.labels(name).inc(part.stats.new)
         if part.failed:
             SOURCE_ERRORS.labels(name).inc()

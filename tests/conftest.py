@@ -11,6 +11,7 @@ import pytest
 
 from bot.importer import import_files
 from bot.store import Store
+from tests.netguard import no_internet  # noqa: F401  (autouse: no test reaches the internet)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -1,9 +1,13 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from adapters.cli import cli
+from bot.__main__ import ADAPTER_COMMANDS
 from tests.conftest import SEED
 
 
@@ -45,3 +49,34 @@ def test_console_survives_hostile_lines(tmp_path: Path) -> None:
     result = run(tmp_path / "p.db", "console", stdin="\n".join(f"/papers {x}" for x in lines))
     assert result.exit_code == 0
     assert result.output.count("Error:") == len(lines)
+
+
+def module(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PAPERBOT_DB": str(db)},
+    )
+
+
+def test_python_m_bot_is_the_core_and_points_to_paperbot_for_the_rest(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    assert module("bot", "import", str(SEED), db=db).returncode == 0
+    found = module("bot", "search", "kv-cache", "--limit", "1", db=db)
+    assert found.returncode == 0 and "KV Cache" in found.stdout
+    refused = module("bot", "run", db=db)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "Error: `run` needs the chat adapters, which `python -m bot` (the core) leaves out: "
+        "run `paperbot run` or `python -m adapters run`."
+    ]
+    whole = module("adapters", "--help", db=db)
+    assert whole.returncode == 0 and "run " in whole.stdout and "doctor " in whole.stdout
+
+
+def test_python_m_bot_knows_every_command_the_adapters_add() -> None:
+    added = {n for n, c in cli.commands.items() if c.callback.__module__ == "adapters.cli"}
+    assert added == set(ADAPTER_COMMANDS)

@@ -1,6 +1,7 @@
 """The console adapter delivers due digests by printing them, once."""
 
 import io
+import sys
 from datetime import UTC, datetime, timedelta
 
 from adapters.console import CALLER, ConsoleDestination, render_reply, strip_command
@@ -44,3 +45,44 @@ async def test_replies_render_as_text() -> None:
     assert "1. Mixture of experts routing" in text and "why:" in text
     assert strip_command("papers list") == "list" and strip_command("  /papers  ") == ""
     await runner.close()
+
+
+async def test_log_lines_print_above_the_prompt_not_inside_it() -> None:
+    import asyncio
+    import logging
+
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.application import create_app_session
+    from prompt_toolkit.data_structures import Size
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output.vt100 import Vt100_Output
+
+    from adapters.console import run_interactive
+
+    screen = io.StringIO()
+    output = Vt100_Output(screen, lambda: Size(rows=24, columns=100), term="xterm")
+    handler = logging.StreamHandler(sys.__stderr__)
+    logging.getLogger().addHandler(handler)
+    store = Store.open(":memory:")
+    runner = StoreRunner(store)
+    try:
+        # The session's terminal is `screen`: the prompt and what prints above it both go there.
+        with create_pipe_input() as keys, create_app_session(input=keys, output=output):
+            session: PromptSession[str] = PromptSession()
+            typing = asyncio.create_task(run_interactive(PaperBot(runner), session))
+            await asyncio.sleep(0.3)
+            keys.send_text("/papers he")  # half a line typed when the log line comes
+            await asyncio.sleep(0.2)
+            logging.getLogger("bot.ingest").warning("ingest: hf: unreachable")
+            await asyncio.sleep(0.3)
+            keys.send_text("lp\rquit\r")
+            await asyncio.wait_for(typing, 5)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        await runner.close()
+    assert handler.stream is sys.__stderr__  # given back after the session
+    raw = screen.getvalue()
+    _, _, after = raw.partition("ingest: hf: unreachable\n")
+    assert after, "the log line went around the prompt, straight to the terminal"
+    # The prompt is drawn again below the line, with what was typed so far.
+    assert "\x1b[J\x1b[0mpapers> /papers help" in after

@@ -312,12 +312,17 @@ def test_reindex_command_embeds_a_store_and_search_json_shows_similarity(tmp_pat
 # -- without the extra ----------------------------------------------------------------------
 
 
+EXTRA_MODULES = ("numpy", "tokenizers", "safetensors", "threadpoolctl")
+NOTHING_LISTENS = "http://127.0.0.1:9"  # a closed local port: the sources are unreachable
+
+
 @pytest.fixture
 def no_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
 
+    # Every module of the extra, so what the test sees does not depend on what is installed.
     def find_spec(name: str, *args: Any, **kwargs: Any) -> Any:
-        return None if name == "tokenizers" else real(name, *args, **kwargs)
+        return None if name in EXTRA_MODULES else real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
@@ -336,8 +341,15 @@ def test_without_the_extra_paperbot_matches_words_and_says_how_to_add_it(tmp_pat
     refused = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
     assert refused.exit_code != 0
     assert "semantic matching is unavailable" in refused.output
-    doctor = runner.invoke(cli, ["--db", str(db), "doctor"])
-    assert "semantic  words only; not installed: tokenizers" in doctor.output
+    offline = {
+        "PAPERBOT_HF_API_URL": f"{NOTHING_LISTENS}/api",
+        "PAPERBOT_ARXIV_API_URL": f"{NOTHING_LISTENS}/api/query",
+        "SLACK_API_URL": f"{NOTHING_LISTENS}/api/",
+    }
+    doctor = runner.invoke(cli, ["--db", str(db), "doctor"], env=offline)
+    missing = "not installed: numpy, tokenizers, safetensors, threadpoolctl"
+    assert f"semantic  words only; {missing}" in doctor.output
+    assert "unreachable (ConnectError)" in doctor.output
 
 
 def test_reindex_needs_to_be_told_what_to_rebuild(tmp_path: Path) -> None:

@@ -65,9 +65,10 @@ async def test_timeouts_exhaust_retries_with_a_clear_error(
         raise httpx.ReadTimeout("slow", request=request)
 
     async with client(handler) as c:
-        with pytest.raises(SourceError, match="failed after 4 attempts"):
+        with pytest.raises(SourceError, match="the thing failed after 4 attempts: slow"):
             await http.get(c, "http://127.0.0.1/x", what="the thing", sleep=Sleeps())
-    assert any("the thing failed after 4 attempts" in r.message for r in caplog.records)
+    # The caller logs the failure once for its whole run (run_ingest), not each request.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 async def test_404_is_not_retried() -> None:
@@ -263,3 +264,28 @@ async def test_ingest_analyses_papers_before_look_ups_see_them(
     search._analyzed.cache_clear()
     cold = await runner.call(lambda s: search.search(s, "LLM agents", today=NOW.date()))
     assert analysed and cold == warm
+
+
+async def test_an_ingest_run_with_every_source_down_logs_one_warning(
+    runner: StoreRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.config import load_settings
+    from bot.ingest import run_ingest
+
+    settings = load_settings(
+        hf_api_url="http://127.0.0.1:9/api", arxiv_api_url="http://127.0.0.1:9/q"
+    )
+    calls = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(503, headers={"Retry-After": "0"})
+
+    async with client(down) as c:
+        report = await run_ingest(settings, runner, NOW, client=c)
+    assert report.failed == ["hf", "arxiv"] and len(calls) == 8  # 4 attempts each
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("ingest: hf: Hugging Face daily papers")
+    assert "; arxiv: arXiv query" in warnings[0]
+    assert warnings[0].count("failed after 4 attempts: HTTP 503") == 2

@@ -39,7 +39,7 @@ def logged(name: str, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitab
         try:
             await job()
         except asyncio.CancelledError:
-            log.info("scheduled job %s stopped by shutdown", name)
+            log.debug("scheduled job %s stopped by shutdown", name)
         except Exception:
             log.exception("scheduled job %s failed; it runs again at its next time", name)
 

@@ -13,12 +13,14 @@ Without the extra `load_encoder()` returns None and paperbot matches words only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import logging
 import math
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -578,6 +580,36 @@ def embed_missing(
     return done
 
 
+async def _on_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """`fn(arg)` on a thread of its own that does not hold up the process's exit.
+
+    A batch of embeddings is seconds of CPU that only computes (the store thread writes the
+    result): `asyncio.to_thread` made `quit` wait 10-20 s for a batch that was thrown away.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(arg), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result, error = None, exc
+        # A closed loop: the bot stopped meanwhile and wants nothing back.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=work, name="paperbot-embed", daemon=True).start()
+    return await done
+
+
 async def embed_pending(runner: StoreRunner, semantic: Semantic, limit: int | None = None) -> int:
     """Like `embed_missing` (up to `limit` papers), for the running bot: the store thread only
     reads and writes, the model runs in another thread (numpy releases the GIL in its
@@ -589,7 +621,7 @@ async def embed_pending(runner: StoreRunner, semantic: Semantic, limit: int | No
         todo = await runner.background(Store.papers_without_vectors, name, size)
         if not todo:
             break
-        rows = await asyncio.to_thread(semantic.embed, todo)
+        rows = await _on_daemon_thread(semantic.embed, todo)
         await runner.background(semantic.save, rows)
         done += len(todo)
     return done

@@ -100,7 +100,7 @@ async def test_a_job_cancelled_by_shutdown_ends_quietly(caplog: pytest.LogCaptur
     async def cancelled() -> None:
         raise asyncio.CancelledError
 
-    with caplog.at_level(logging.INFO, logger="bot.scheduler"):
+    with caplog.at_level(logging.DEBUG, logger="bot.scheduler"):
         await logged("digest-tick", cancelled)()
-    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]
     assert "stopped by shutdown" in caplog.records[0].getMessage()

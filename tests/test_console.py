@@ -1,8 +1,16 @@
 """The console adapter delivers due digests by printing them, once."""
 
+import asyncio
 import io
+import os
+import pty
+import select
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from adapters.console import CALLER, ConsoleDestination, render_reply, strip_command
 from bot.digest import DigestRunner
@@ -86,3 +94,73 @@ async def test_log_lines_print_above_the_prompt_not_inside_it() -> None:
     assert after, "the log line went around the prompt, straight to the terminal"
     # The prompt is drawn again below the line, with what was typed so far.
     assert "\x1b[J\x1b[0mpapers> /papers help" in after
+
+
+async def test_offline_first_run_prompts_before_the_sources_answer_and_quits_cleanly(
+    tmp_path: Path,
+) -> None:
+    """`paperbot run` in a terminal on an empty store, with Hugging Face holding every request
+    open: the prompt comes while the fetch is still waiting (the sample is loaded first), a
+    look-up answers from it, and `quit` leaves with exit 0 and no error line."""
+    held = asyncio.Event()
+
+    async def daily(request: web.Request) -> web.Response:
+        held.set()
+        await asyncio.sleep(3600)  # never answers while the test runs
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_get("/api/daily_papers", daily)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    env = {
+        **os.environ,
+        "PAPERBOT_DB": str(tmp_path / "paperbot.db"),
+        "PAPERBOT_HF_API_URL": str(server.make_url("/api")),
+        "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",  # nothing listens there
+        "PAPERBOT_HTTP_PORT": "0",
+        "PAPERBOT_SEMANTIC": "off",
+        "SLACK_BOT_TOKEN": "",
+        "DISCORD_TOKEN": "",
+        "TERM": "dumb",
+    }
+    leader, follower = pty.openpty()  # a terminal, so the console adapter starts
+    bot = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "paperbot"), "run",
+        stdin=follower, stdout=follower, stderr=follower, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    screen = bytearray()
+
+    async def until(text: bytes, timeout: float = 30) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while text not in screen:
+            assert asyncio.get_running_loop().time() < deadline, bytes(screen).decode()[-2000:]
+            try:
+                screen.extend(await asyncio.to_thread(_read_some, leader))
+            except OSError:  # the terminal closed: the bot exited
+                assert text in screen, bytes(screen).decode()[-2000:]
+
+    try:
+        # Waiting for the fetch first took 20 s (its time-out); the prompt now comes in ~2 s.
+        await until(b"papers>", timeout=15)
+        await asyncio.wait_for(held.wait(), 30)
+        assert b"Loaded the bundled sample corpus (315 papers)" in screen
+        os.write(leader, b"/papers kv-cache\r")
+        await until(b"why:")
+        os.write(leader, b"quit\r")
+        await until(b"Bye.")
+        assert await asyncio.wait_for(bot.wait(), 30) == 0
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+        os.close(leader)
+        await server.close()
+    text = bytes(screen).decode(errors="replace")
+    assert "Traceback" not in text and " ERROR " not in text, text[-2000:]
+
+
+def _read_some(fd: int) -> bytes:
+    ready, _, _ = select.select([fd], [], [], 0.5)
+    return os.read(fd, 4096) if ready else b""

@@ -171,7 +171,10 @@ async def _run(settings: Settings) -> None:
         if chat or not sys.stdin.isatty():
             if not chat:
                 click.echo("No terminal either: running headless (ingest, /healthz, /metrics).")
+            # For the container's log: the start and the stop of a process nobody watches.
+            log.info("paperbot is running: %s", ", ".join(sorted(destinations)))
             await stop_signal.wait()
+            log.info("paperbot is stopping")
         else:
             await run_interactive(bot)
     except asyncio.CancelledError:

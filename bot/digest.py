@@ -899,13 +899,14 @@ class DigestRunner:
     * Claim: insert the ledger row (subscriber, local date) as `claimed` and advance
       `next_due_at` in one transaction; a primary-key conflict means the day is taken: skip.
     * Nothing new: status `empty`, nothing posted. Otherwise the digest is rendered into its
-      messages, kept in `digest_messages`; each is marked `sending` before its post and `sent`
-      (with its id) the moment the platform accepts it; after the last the row is `sent`.
+      messages (a digest of several keeps their bodies in `digest_messages`); the row's
+      `sending_at` is set before each post and cleared, with the message's id appended to
+      `message_ids`, the moment the platform accepts it; after the last the row is `sent`.
       `DestinationGone`: `failed` and the subscriber is marked undeliverable (no more tries
       until they use a command). Any other error: the row stays `claimed` with the error and a
       `retry_at` (1, 2, 4, 8, 16 minutes); after MAX_ATTEMPTS failures it becomes `failed`.
     * Recovery, on every tick (so also right after a restart): a claimed row with a message
-      left `sending` (a crash or a timeout during its post) is settled by asking the platform
+      left in flight (a crash or a timeout during its post) is settled by asking the platform
       (`find_posted`, in the background so other digests go on meanwhile); found: `sent`,
       not found: sent again, platform cannot tell: sent again (at least once). A claimed row
       without uncertain messages resumes at its first unsent message, or is rebuilt from its
@@ -1149,7 +1150,7 @@ class DigestRunner:
                     last = part + 1 == progress.parts
                     # Not awaited here: the next message's (or the next digest's) `_Start`
                     # commits with it or after it, so no more than the send concurrency are
-                    # ever `sending`, and the two share a store call.
+                    # ever in flight, and the two share a store call.
                     recorded = self._ledger.queue(
                         _Posted(
                             subscriber.id, day, part, message_id, self.clock(),

@@ -176,9 +176,17 @@ async def restart_at_random(
         before = len(platform.delivered)
         bot = await start_bot(env)
         # Start-up takes ~2 s; 10 digests (some of 3-4 messages), 8 at a time, ~4 s more.
-        # (A SIGTERM before Python has imported the bot, ~0.8 s, ends it as Python does.)
         graceful = round_ % 5 == 4
-        await asyncio.sleep(rng.uniform(1.0 if graceful else 0.5, 4.5))
+        if graceful:
+            # A deploy stops a bot that is running: a SIGTERM before Python has even imported
+            # it (0.8 s, several on a loaded machine) ends it as Python does, with nothing begun.
+            calls = len(platform.calls)
+            deadline = time.monotonic() + 30
+            while len(platform.calls) == calls and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(rng.uniform(0.0, 3.5))
+        else:
+            await asyncio.sleep(rng.uniform(0.5, 4.5))
         if graceful:
             bot.send_signal(signal.SIGTERM)  # a graceful stop, as in a deploy
             _, err = await bot.communicate()

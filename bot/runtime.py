@@ -102,10 +102,10 @@ class StoreRunner:
                 result = job()
             except BaseException as exc:  # handed to the awaiting coroutine, not lost here
                 assert loop is not None
-                loop.call_soon_threadsafe(_settle, future, None, exc)
+                loop.call_soon_threadsafe(settle_future, future, None, exc)
             else:
                 assert loop is not None
-                loop.call_soon_threadsafe(_settle, future, result, None)
+                loop.call_soon_threadsafe(settle_future, future, result, None)
 
     async def _submit(self, priority: int, job: Callable[[], T]) -> T:
         if self._closed:
@@ -158,7 +158,8 @@ def settle_gc() -> None:
     gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Hand a thread's result or error to the coroutine awaiting it, unless it gave up."""
     if future.cancelled():
         return
     if error is not None:

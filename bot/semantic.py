@@ -26,7 +26,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.runtime import StoreRunner
+from bot.runtime import StoreRunner, settle_future
 from bot.store import Store
 from bot.topics import Group, Topic
 
@@ -589,14 +589,6 @@ async def _on_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[Any] = loop.create_future()
 
-    def settle(result: Any, error: BaseException | None) -> None:
-        if done.cancelled():
-            return
-        if error is not None:
-            done.set_exception(error)
-        else:
-            done.set_result(result)
-
     def work() -> None:
         try:
             result, error = fn(arg), None
@@ -604,7 +596,7 @@ async def _on_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
             result, error = None, exc
         # A closed loop: the bot stopped meanwhile and wants nothing back.
         with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, result, error)
+            loop.call_soon_threadsafe(settle_future, done, result, error)
 
     threading.Thread(target=work, name="paperbot-embed", daemon=True).start()
     return await done

@@ -504,10 +504,12 @@ def _finish(
             ],
         )
         # What was never sent will not be: its bodies need not be kept.
-        store.conn.execute(
-            "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?",
-            [subscriber_id, day.isoformat()],
-        )
+        _drop_bodies(store.conn, [subscriber_id, day.isoformat()])
+
+
+def _drop_bodies(conn: sqlite3.Connection, key: Sequence[object]) -> None:
+    """Forget the stored messages of one digest (subscriber id, local date)."""
+    conn.execute("DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key)
 
 
 @dataclass(frozen=True)
@@ -530,9 +532,7 @@ class _Start:
             [utc_iso(self.at), self.parts, *key],
         )
         if self.bodies:
-            conn.execute(
-                "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key
-            )
+            _drop_bodies(conn, key)
             conn.executemany(
                 "INSERT INTO digest_messages (subscriber_id, local_date, part, body) "
                 "VALUES (?, ?, ?, ?)",
@@ -570,9 +570,7 @@ class _Posted:
             ],
         )  # fmt: skip
         if last and self.part:
-            conn.execute(
-                "DELETE FROM digest_messages WHERE subscriber_id = ? AND local_date = ?", key
-            )
+            _drop_bodies(conn, key)
 
 
 @dataclass(frozen=True)

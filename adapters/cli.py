@@ -25,7 +25,7 @@ from adapters.ops_http import add_ops_routes, healthz_url, serve
 from adapters.supervise import Supervisor
 from bot.cli import cli, open_store
 from bot.config import Settings
-from bot.digest import Destination, DigestRunner
+from bot.digests import Destination, DigestRunner
 from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
@@ -34,7 +34,7 @@ from bot.runtime import StoreRunner, settle_gc
 from bot.scheduler import build_scheduler, scheduler_alive
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
-from bot.store import Store
+from bot.storage import Store
 
 log = logging.getLogger("paperbot")
 
@@ -50,7 +50,7 @@ async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
     """Fill an empty store with the bundled sample corpus; returns what to tell the user."""
 
     def load(store: Store) -> str | None:
-        if store.count_papers():
+        if store.papers.count():
             return None
         report = load_sample_corpus(store, datetime.now(UTC))
         return f"Loaded the bundled sample corpus ({report.stats.new} papers)."

@@ -12,19 +12,17 @@ from __future__ import annotations
 import os
 import re
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlite_utils import Database
 
 from adapters.discord_app import client_id_from_token
 from adapters.ops_http import healthz_url
-from bot import migrations, semantic
+from bot import semantic
 from bot.config import Settings
-from bot.store import Store, utc_iso
+from bot.storage import NotADatabase, summarize, utc_iso
 
 REACH_TIMEOUT_SECONDS = 3.0
 # The running bot's /healthz answers within its 2-second store check.
@@ -105,16 +103,9 @@ def check_database(path: Path) -> list[Finding]:
     if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
         return [Finding("FAIL", "database", f"{path} (or its directory) is not writable")]
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        db = Database(conn)
-        pending = migrations.pending(db)
-        tables = set(db.table_names())
-        # Store(db) reads without migrating (Store.open would apply the pending migrations).
-        store = Store(db)
-        papers = store.count_papers() if "papers" in tables else 0
-        ingests = store.ingest_status() if "ingest_status" in tables else {}
-        conn.close()
-    except sqlite3.DatabaseError as exc:
+        summary = summarize(path)
+        pending, papers, ingests = summary.pending_migrations, summary.papers, summary.ingests
+    except NotADatabase as exc:
         return [Finding("FAIL", "database", f"{path} is not a paperbot database: {exc}")]
     found = [Finding("ok", "database", f"{path}: {papers} papers")]
     if pending:

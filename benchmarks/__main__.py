@@ -18,7 +18,7 @@ import click
 
 from benchmarks import digest, lookup, memory, stalls
 from benchmarks.harness import EPOCH, corpus, fill
-from bot.store import Store
+from bot.storage import Store
 
 TARGETS = {
     "lookup": "p99 <= 2x raw and < 50 ms at 1M",

@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from benchmarks.harness import EPOCH, fill, skewed_topics
-from bot.digest import DigestRunner, new_papers
+from bot.digests import DigestRunner
 from bot.models import Digest, Subscriber
 from bot.runtime import StoreRunner
 from bot.search import matches
-from bot.store import Store, utc_iso
-from bot.subscriptions import topic_key
+from bot.storage import Store, topic_key, utc_iso
 
 OLD_PAPERS = 20_000
 NEW_PAPERS = 1_000
@@ -98,7 +97,8 @@ def naive(path: Path, limit: int) -> float:
             "SELECT text FROM topics WHERE subscriber_id = ?", [subscriber_id]
         ).fetchall()
         for (topic,) in topics:
-            papers = list(new_papers(store, start, end).values())
+            window = store.papers.first_seen_between(start, end)
+            papers = list(store.papers.by_rowid(window).values())
             matches(store, topic, papers=papers, today=DUE.date())
     elapsed = time.perf_counter() - started
     store.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from benchmarks.corpus import synthetic_papers
 from bot import lexicon
-from bot.store import Store
+from bot.storage import Store
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 DEVSET = Path(__file__).resolve().parent.parent / "tests" / "eval" / "devset.jsonl"
@@ -83,7 +83,7 @@ def fill(store: Store, count: int, seed: int = 7, offset: int = 0, at: datetime 
         chunk = [p for _, p in zip(range(CHUNK), papers, strict=False)]
         if not chunk:
             return
-        store.upsert_papers(chunk, at)
+        store.papers.upsert(chunk, at)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from benchmarks.harness import p50_p99, queries, timed
 from bot.search import search
-from bot.store import Store
+from bot.storage import Store
 from bot.topics import parse
 
 LIMIT = 5

@@ -19,7 +19,7 @@ import click
 from benchmarks.harness import EPOCH, fill, p50_p99, peak_rss_mb, queries, timed
 from bot.search import search
 from bot.semantic import MODEL_NAME, Semantic, load_encoder, pack
-from bot.store import Store
+from bot.storage import Store
 
 SEED = Path(__file__).resolve().parent.parent / "bot" / "data" / "seed_papers.jsonl"
 LIMIT = 5
@@ -57,7 +57,7 @@ def _random_vectors(store: Store) -> None:
             )
             for i, r in enumerate(chunk)
         ]
-        store.put_vectors(MODEL_NAME, rows)
+        store.papers.put_vectors(MODEL_NAME, rows)
 
 
 def _lookups(store: Store, rounds: int = 3) -> tuple[float, float]:

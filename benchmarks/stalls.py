@@ -19,13 +19,13 @@ import httpx
 from benchmarks import digest as digest_bench
 from benchmarks.corpus import synthetic_papers
 from benchmarks.harness import p50_p99, queries
-from bot.digest import DigestRunner
+from bot.digests import DigestRunner
 from bot.ingest import ingest_hf
 from bot.models import Caller
 from bot.runtime import StoreRunner, settle_gc
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
-from bot.store import Store
+from bot.storage import Store
 
 INGEST_PAPERS = 10_000
 DAYS = 20

@@ -15,14 +15,14 @@ from typing import Any
 import click
 
 from bot import logs
-from bot.backup import BackupError, backup
 from bot.config import Settings, load_settings
 from bot.errors import InvalidQuery
 from bot.importer import ImportReport, import_records, read_file
 from bot.models import SearchHit
 from bot.search import matches, search
 from bot.semantic import Semantic, embed_missing, load_encoder
-from bot.store import Store
+from bot.storage import Store
+from bot.storage.backup import BackupError, backup
 
 log = logging.getLogger("paperbot")
 
@@ -124,7 +124,7 @@ def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
         for problem in report.problems:
             click.echo(f"skipped {problem}", err=True)
         click.echo(
-            f"Imported: {report.summary()}. The store now has {store.count_papers()} papers."
+            f"Imported: {report.summary()}. The store now has {store.papers.count()} papers."
         )
 
 
@@ -212,8 +212,8 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
     with _open_store(settings) as store:
         assert store.semantic is not None
         if force:
-            store.clear_vectors()
-        todo = store.count_without_vectors(store.semantic.encoder.name)
+            store.papers.clear_vectors()
+        todo = store.papers.count_without_vectors(store.semantic.encoder.name)
         with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
             done = embed_missing(store, store.semantic, progress=bar.update)
     click.echo(f"Embedded {done} papers.")

@@ -18,6 +18,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bot.cards import card_from_hit
+from bot.digests.schedule import next_send, subscribed_at
 from bot.errors import InvalidQuery, PaperbotError
 from bot.models import (
     WEEKDAYS,
@@ -29,8 +30,8 @@ from bot.models import (
     TopicSubscription,
 )
 from bot.search import like_paper, search
-from bot.store import Store
-from bot.subscriptions import MAX_TOPICS, Subscriptions, next_send, subscribed_at
+from bot.storage import Store
+from bot.subscriptions import MAX_TOPICS, Subscriptions
 from bot.topics import MAX_TOPIC_CHARS
 
 log = logging.getLogger(__name__)
@@ -372,7 +373,7 @@ class Handler:
 
     def more_like(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
         """ "More like this": papers like one the caller was shown, less those they muted."""
-        paper = self.store.get_paper(paper_id)
+        paper = self.store.papers.get(paper_id)
         if paper is None:
             return Reply("I don't know that paper any more.", error=True)
         hits = self._unmuted(caller, lambda limit: like_paper(self.store, paper, limit, now.date()))
@@ -428,7 +429,7 @@ class Handler:
 
     def digest_preview(self, caller: Caller, now: datetime) -> Reply:
         """The caller's next digest as it stands now; marks nothing as sent."""
-        from bot.digest import preview
+        from bot.digests import preview
 
         subscriber = self._existing(caller, channel=False)
         if subscriber is None or not self.subs.topics(subscriber.id):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from bot.metrics import ADAPTER_STATE
 from bot.runtime import StoreRunner
-from bot.store import IngestStatus, Store
+from bot.storage import IngestStatus, Store
 
 STORE_TIMEOUT_SECONDS = 2.0
 # A source is stale when it has not succeeded for this many ingest intervals.
@@ -74,7 +74,7 @@ class Adapters:
 
 
 def _snapshot(store: Store) -> tuple[int, dict[str, IngestStatus]]:
-    return store.count_papers(), store.ingest_status()
+    return store.papers.count(), store.sources.ingest_status()
 
 
 def _age(moment: datetime | None, now: datetime) -> float | None:
@@ -102,7 +102,7 @@ async def check_health(
     stale_after = STALE_INTERVALS * ingest_minutes * 60
     ingest: dict[str, Any] = {}
     for source in sources:
-        seen = statuses.get(source, IngestStatus(None, None, None))
+        seen = statuses.get(source, IngestStatus(None, None))
         age = _age(seen.last_success, now)
         # Before the first success, count from the start so a fresh process is not stale.
         waited = age if age is not None else _age(started_at, now) or 0.0

@@ -17,7 +17,7 @@ from typing import Any
 from bot.errors import ImportFormatError
 from bot.models import Paper
 from bot.sources.records import is_hf_item, paper_from_hf, paper_from_jsonl
-from bot.store import Store, UpsertStats
+from bot.storage import Store, UpsertStats
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,10 @@ def import_records(
             continue
         batch.append(parsed)
         if len(batch) >= batch_size:
-            report.stats.add(store.upsert_papers(batch, now))
+            report.stats.add(store.papers.upsert(batch, now))
             batch = []
     if batch:
-        report.stats.add(store.upsert_papers(batch, now))
+        report.stats.add(store.papers.upsert(batch, now))
 
 
 def import_files(store: Store, paths: Iterable[Path], now: datetime) -> ImportReport:

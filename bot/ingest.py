@@ -27,7 +27,7 @@ from bot.search import analyze_paper
 from bot.semantic import embed_pending
 from bot.sources.arxiv import ArxivSource
 from bot.sources.hf import HuggingFaceSource
-from bot.store import Store, UpsertStats
+from bot.storage import Store, UpsertStats
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,16 @@ async def _store(runner: StoreRunner, papers: list[Paper], now: datetime) -> Ups
         # cache instead of analysing up to 50 itself (up to 55 ms) while others queue behind it.
         for offset in range(0, len(chunk), ANALYZE_CHUNK):
             await runner.background(_analyze, chunk[offset : offset + ANALYZE_CHUNK])
-        stats.add(await runner.background(Store.upsert_papers, chunk, now))
+        stats.add(await runner.background(_upsert, chunk, now))
     return stats
 
 
+def _upsert(store: Store, papers: Sequence[Paper], now: datetime) -> UpsertStats:
+    return store.papers.upsert(papers, now)
+
+
 def _set_cursor(source: str, cursor: str, now: datetime) -> Callable[[Store], None]:
-    return lambda store: store.set_cursor(source, cursor, now)
+    return lambda store: store.sources.set_cursor(source, cursor, now)
 
 
 async def ingest_hf(
@@ -112,7 +116,7 @@ async def ingest_hf(
 ) -> SourceReport:
     """Fetch the Daily Papers lists from `since` (or the cursor) to `until` (or today)."""
     report = SourceReport()
-    cursor = await runner.background(lambda store: store.get_cursor("hf"))
+    cursor = await runner.background(lambda store: store.sources.cursor("hf"))
     last = until or now.date()
     first = since or (
         date.fromisoformat(cursor) if cursor else last - timedelta(DEFAULT_LOOKBACK_DAYS)
@@ -146,7 +150,7 @@ async def ingest_arxiv(
 ) -> SourceReport:
     """Fetch arXiv's newest papers back to `since` (or a day before the cursor)."""
     report = SourceReport()
-    cursor = await runner.background(lambda store: store.get_cursor("arxiv"))
+    cursor = await runner.background(lambda store: store.sources.cursor("arxiv"))
     start = since or (
         date.fromisoformat(cursor) - timedelta(days=1)
         if cursor
@@ -226,4 +230,4 @@ async def run_ingest(
 
 
 def _record(source: str, error: str | None, now: datetime) -> Callable[[Store], None]:
-    return lambda store: store.record_ingest(source, error, now)
+    return lambda store: store.sources.record_ingest(source, error, now)

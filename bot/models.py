@@ -131,7 +131,6 @@ class Subscriber:
     created_at: datetime
     next_due_at: datetime | None = None
     undeliverable: str | None = None
-    undeliverable_notified: bool = False
 
     @property
     def label(self) -> str:

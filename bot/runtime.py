@@ -19,13 +19,13 @@ import gc
 import itertools
 import logging
 import queue
-import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bot import topics
-from bot.store import Store
+from bot.storage import Store
+from bot.storage.checkpoint import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -47,33 +47,6 @@ CHECKPOINT_SECONDS = 1.0
 BACKSTOP_PAGES = 10_000
 
 
-class _Checkpointer:
-    """A thread that checkpoints a WAL database through its own connection until stopped."""
-
-    def __init__(self, path: str, every: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._work, args=(path, every), name="paperbot-checkpoint", daemon=True
-        )
-        self._thread.start()
-
-    def _work(self, path: str, every: float) -> None:
-        conn = sqlite3.connect(path, timeout=10)
-        try:
-            while not self._stop.wait(every):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as exc:  # the store's own backstop checkpoints meanwhile
-                    log.warning("WAL checkpoint failed: %s", exc)
-        finally:
-            conn.close()
-
-    def stop(self) -> None:
-        """Stop after the checkpoint under way, if any, and close the connection."""
-        self._stop.set()
-        self._thread.join()
-
-
 class StoreRunner:
     """Runs `fn(store, ...)` on the store's own thread and awaits the result.
 
@@ -86,10 +59,10 @@ class StoreRunner:
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._order = itertools.count()  # FIFO within a priority
         self._closed = False
-        self._checkpointer: _Checkpointer | None = None
+        self._checkpointer: Checkpointer | None = None
         if checkpoint_every is not None and (path := store.wal_path) is not None:
-            store.conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
-            self._checkpointer = _Checkpointer(path, checkpoint_every)
+            store.set_autocheckpoint(BACKSTOP_PAGES)
+            self._checkpointer = Checkpointer(path, checkpoint_every)
         self._thread = threading.Thread(target=self._work, name="paperbot-store", daemon=True)
         self._thread.start()
 

@@ -17,11 +17,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any
 
 from bot.errors import InvalidQuery
 from bot.models import MatchReason, Paper, SearchHit
-from bot.store import Store
+from bot.storage import Store
 from bot.topics import (
     AnalyzedPaper,
     Concept,
@@ -92,8 +91,8 @@ class Matcher:
     @classmethod
     def for_store(cls, topic: Topic, store: Store) -> Matcher:
         """Build a matcher with document frequencies from the store."""
-        total = store.count_papers()
-        return cls(topic, lambda concept: store.count_matches(concept.fts(), DF_CAP), total)
+        total = store.papers.count()
+        return cls(topic, lambda concept: store.papers.count_matches(concept.fts(), DF_CAP), total)
 
     def score(self, paper: Paper) -> Scored | None:
         """Score a paper; None when it is excluded or has none of the topic's concepts."""
@@ -143,29 +142,16 @@ def _tiebreak(paper: Paper, today: date) -> float:
     return 0.05 * min(upvotes, 1.0) + 0.03 * recency
 
 
-def _category_sql(topic: Topic) -> tuple[str, list[Any]]:
-    if not topic.categories:
-        return "", []
-    clauses = []
-    params: list[Any] = []
-    for category in topic.categories:
-        clauses.append("lower(c.value) = ? OR lower(c.value) LIKE ?")
-        params += [category, category + ".%"]
-    sql = f"EXISTS (SELECT 1 FROM json_each(papers.categories) AS c WHERE {' OR '.join(clauses)})"
-    return sql, params
-
-
 def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
     """Rowids worth scoring, at most `keep` per group: the newest papers with all of a group's
     concepts, then (if too few) the newest with any of them. The scorer then ranks them (title
     hits first); a title-only tier was tried and cost 50 ms at 1M papers for no measured gain."""
-    where, params = _category_sql(topic)
     seen: dict[int, None] = {}
 
     def take(expr: str, room: int) -> int:
         if room <= 0:
             return 0
-        rows = store.fts_newest(expr, limit=room + len(seen), where=where, params=params)
+        rows = store.papers.fts_newest(expr, limit=room + len(seen), categories=topic.categories)
         fresh = [r for r in rows if r not in seen][:room]
         seen.update((r, None) for r in fresh)
         return len(fresh)
@@ -175,7 +161,7 @@ def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
             if topic.authors:
                 take(topic.fts_all(group), keep)
             else:
-                recent = store.recent_rowids(limit=keep, where=where, params=params)
+                recent = store.papers.recent_rowids(limit=keep, categories=topic.categories)
                 seen.update((r, None) for r in recent)
             continue
         found = take(topic.fts_all(group), keep)
@@ -209,7 +195,7 @@ def search(
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     rowids = candidate_rowids(store, topic, keep=max(CANDIDATES_PER_RESULT * limit, 50))
-    papers = store.papers_by_rowid(rowids)
+    papers = store.papers.by_rowid(rowids)
     hits = rank(Matcher.for_store(topic, store), papers.values(), today, only_matches=False)
     if _semantic_applies(store, topic):
         hits = _fuse(store, topic, hits, papers, today)
@@ -235,7 +221,7 @@ def _related_hits(
     """The papers found by meaning (rowid -> similarity) that are not among `skip` (ids) and
     pass the topic's exclusions and filters, with their similarity."""
     missing = [rowid for rowid in near if rowid not in known]
-    papers = {**known, **store.papers_by_rowid(missing)} if missing else known
+    papers = {**known, **store.papers.by_rowid(missing)} if missing else known
     found = []
     for rowid, similarity in near.items():
         paper = papers.get(rowid)
@@ -276,11 +262,11 @@ def like_paper(store: Store, paper: Paper, limit: int, today: date) -> list[Sear
     """ "More like this": with the semantic extra, the papers closest in meaning to the paper's
     title and abstract; otherwise (or before its vector is computed) a look-up of its title's
     words. The paper itself is left out."""
-    rowid = store.rowid_of(paper.id)
+    rowid = store.papers.rowid_of(paper.id)
     semantic = store.semantic
     near = semantic.like(store, rowid, limit) if semantic is not None and rowid is not None else []
     if near:
-        papers = store.papers_by_rowid([r for r, _ in near])
+        papers = store.papers.by_rowid([r for r, _ in near])
         label = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
         return [
             SearchHit(papers[r], round(sim, 4), (_related_reason(label, sim),))
@@ -314,7 +300,7 @@ def matches(
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     if papers is None:
-        papers = list(store.papers_by_rowid(candidate_rowids(store, topic, keep=cap)).values())
+        papers = list(store.papers.by_rowid(candidate_rowids(store, topic, keep=cap)).values())
     hits = rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
     if not _semantic_applies(store, topic):
         return hits

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.runtime import StoreRunner, settle_future
-from bot.store import Store
+from bot.storage import Store
 from bot.topics import Group, Topic
 
 if TYPE_CHECKING:
@@ -439,7 +439,7 @@ class Semantic:
         version = store.data_version()
         if version != self._version:
             self.index = VectorIndex(self.encoder.dim)
-            self.index.add(list(store.vectors(self.encoder.name)))
+            self.index.add(list(store.papers.vectors(self.encoder.name)))
             self._passages.clear()
             self._version = version
         return self.index
@@ -469,7 +469,7 @@ class Semantic:
     ) -> dict[int, tuple[NDArray[np.int8], NDArray[np.float32]]]:
         found = {r: self._passages[r] for r in rowids if r in self._passages}
         missing = [r for r in rowids if r not in found]
-        for rowid, blob in store.passages(self.encoder.name, missing) if missing else ():
+        for rowid, blob in store.papers.passages(self.encoder.name, missing) if missing else ():
             found[rowid] = self._passages[rowid] = _unpack_rows(blob, self.encoder.dim)
         while len(self._passages) > PASSAGE_CACHE:
             self._passages.popitem(last=False)
@@ -558,7 +558,7 @@ class Semantic:
 
     def save(self, store: Store, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
         """Store what `embed` computed and add it to the index."""
-        store.put_vectors(self.encoder.name, rows)
+        store.papers.put_vectors(self.encoder.name, rows)
         for rowid, _, _ in rows:
             self._passages.pop(rowid, None)
         self.sync(store).add([(rowid, vector) for rowid, vector, _ in rows])
@@ -572,7 +572,7 @@ def embed_missing(
 ) -> int:
     """Compute the vectors the store lacks, newest papers first, in this thread; how many."""
     done = 0
-    while todo := store.papers_without_vectors(semantic.encoder.name, EMBED_BATCH):
+    while todo := store.papers.without_vectors(semantic.encoder.name, EMBED_BATCH):
         semantic.save(store, semantic.embed(todo))
         done += len(todo)
         if progress is not None:
@@ -602,6 +602,10 @@ async def _on_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
     return await done
 
 
+def _without_vectors(store: Store, model: str, limit: int) -> list[tuple[int, str, str | None]]:
+    return store.papers.without_vectors(model, limit)
+
+
 async def embed_pending(runner: StoreRunner, semantic: Semantic, limit: int | None = None) -> int:
     """Like `embed_missing` (up to `limit` papers), for the running bot: the store thread only
     reads and writes, the model runs in another thread (numpy releases the GIL in its
@@ -610,7 +614,7 @@ async def embed_pending(runner: StoreRunner, semantic: Semantic, limit: int | No
     done = 0
     while limit is None or done < limit:
         size = EMBED_BATCH if limit is None else min(EMBED_BATCH, limit - done)
-        todo = await runner.background(Store.papers_without_vectors, name, size)
+        todo = await runner.background(_without_vectors, name, size)
         if not todo:
             break
         rows = await _on_daemon_thread(semantic.embed, todo)

@@ -19,7 +19,7 @@ from bot.errors import SourceError
 from bot.metrics import COMMAND_SECONDS
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
-from bot.store import Store
+from bot.storage import Store
 from bot.subscriptions import Subscriptions
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class PaperBot:
             subscriber = subs.get_or_create(
                 caller.platform, "user", caller.user_id, caller.workspace, now
             )
-            paper = store.get_paper(paper_id)
+            paper = store.papers.get(paper_id)
             if paper is None:
                 return Reply("I don't know that paper any more.", error=True)
             subs.mute(subscriber.id, paper_id, now)

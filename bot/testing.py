@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.models import Digest, DigestSettings, Paper, Subscriber
-from bot.store import Store
+from bot.storage import Store
 from bot.subscriptions import Subscriptions
 
 
@@ -216,8 +216,8 @@ def add_paper(
 ) -> Paper:
     """Store a paper as first seen at `first_seen_at` and return it as stored."""
     paper = Paper(id=paper_id, title=title, summary=summary, **fields)  # type: ignore[arg-type]
-    store.upsert_papers([paper], first_seen_at)
-    stored = store.get_paper(paper_id)
+    store.papers.upsert([paper], first_seen_at)
+    stored = store.papers.get(paper_id)
     assert stored is not None
     return stored
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.importer import import_files
-from bot.store import Store
+from bot.storage import Store
 from tests.netguard import no_internet  # noqa: F401  (autouse: no test reaches the internet)
 
 ROOT = Path(__file__).resolve().parent.parent

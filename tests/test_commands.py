@@ -15,7 +15,7 @@ from bot.commands import (
 )
 from bot.importer import import_files
 from bot.models import Caller
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import SEED
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -156,7 +156,7 @@ def test_undeliverable_notice_once(handler: Handler) -> None:
     handler.handle_text(ALICE, "subscribe MoE", NOW)
     subscriber = handler.subs.find("slack", "user", "U1")
     assert subscriber is not None
-    handler.subs.mark_undeliverable(subscriber.id, "DMs closed")
+    handler.store.subscribers.set_undeliverable(subscriber.id, "DMs closed")
     first = handler.handle_text(ALICE, "list", NOW)
     assert first.notice and "DMs closed" in first.notice
     assert handler.handle_text(ALICE, "list", NOW).notice is None

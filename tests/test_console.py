@@ -13,11 +13,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from adapters.console import CALLER, ConsoleDestination, render_reply, strip_command
-from bot.digest import DigestRunner
+from bot.digests import DigestRunner
 from bot.models import DigestSettings
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
-from bot.store import Store
+from bot.storage import Store
 from bot.testing import add_paper, add_subscriber
 
 MONDAY_0850 = datetime(2026, 11, 23, 8, 50, tzinfo=UTC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -14,20 +15,13 @@ from typing import Any
 
 import pytest
 
-from bot import digest as digest_module
-from bot.digest import (
-    MAX_ATTEMPTS,
-    DigestRunner,
-    TickReport,
-    assemble,
-    build_digest,
-    ledger_key,
-    next_batch_size,
-    preview,
-)
+from bot.digests import Budget, DigestRunner, TickReport, preview
+from bot.digests.build import assemble, build_digest
+from bot.digests.runner import MAX_ATTEMPTS, claim_due
+from bot.digests.schedule import ledger_key
 from bot.models import DigestSettings, Paper, SearchHit, Subscriber
 from bot.runtime import StoreRunner
-from bot.store import Store, parse_utc
+from bot.storage import Store, parse_utc
 from bot.subscriptions import Subscriptions
 from bot.testing import (
     FakeClock,
@@ -47,14 +41,39 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
+class CountingRunner(StoreRunner):
+    """The store runner, counting the claim batches it runs."""
+
+    claim_batches = 0
+
+    async def background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if fn is claim_due:
+            self.claim_batches += 1
+        return await super().background(fn, *args, **kwargs)
+
+
 class Env:
     """One bot process: a store runner on the database file and a digest runner."""
 
-    def __init__(self, path: Path, clock: FakeClock, destination: FakeDestinationWithoutLookup):
+    def __init__(
+        self,
+        path: Path,
+        clock: FakeClock,
+        destination: FakeDestinationWithoutLookup,
+        budget: Budget | None = None,
+    ):
         self.clock = clock
         self.destination = destination
-        self.runner = StoreRunner(Store.open(path))
-        self.digests = DigestRunner(self.runner, {destination.platform: destination}, clock)
+        self.runner = CountingRunner(Store.open(path))
+        self.digests = DigestRunner(
+            self.runner, {destination.platform: destination}, clock, budget=budget
+        )
+
+    def with_budget(self, budget: Budget) -> None:
+        """Claim in batches kept to `budget` from now on."""
+        self.digests = DigestRunner(
+            self.runner, {self.destination.platform: self.destination}, self.clock, budget=budget
+        )
 
     async def do(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await self.runner.call(fn, *args, **kwargs)
@@ -79,12 +98,15 @@ class Env:
 
     async def ledger(self, subscriber_id: int) -> list[dict[str, Any]]:
         def rows(store: Store) -> list[dict[str, Any]]:
-            return list(
-                store.db.query(
+            store.conn.row_factory = sqlite3.Row
+            try:
+                found = store.conn.execute(
                     "SELECT * FROM deliveries WHERE subscriber_id = ? ORDER BY local_date",
                     [subscriber_id],
-                )
-            )
+                ).fetchall()
+            finally:
+                store.conn.row_factory = None
+            return [dict(row) for row in found]
 
         return await self.do(rows)  # type: ignore[no-any-return]
 
@@ -215,7 +237,7 @@ async def test_two_time_zones_across_dst_get_one_digest_per_local_day_at_the_rig
                 lambda s, last=last: [
                     pid
                     for pid in papers
-                    if (p := s.get_paper(pid)) is not None
+                    if (p := s.papers.get(pid)) is not None
                     and p.first_seen_at is not None
                     and p.first_seen_at <= last
                 ]
@@ -791,7 +813,7 @@ async def test_subscribers_on_platforms_without_a_destination_wait(env: Env) -> 
 def test_the_due_query_uses_the_next_due_index(store: Store) -> None:
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
-    Subscriptions(store).due(utc(2026, 5, 4, 7, 0), ["console", "slack"])
+    store.subscribers.due(utc(2026, 5, 4, 7, 0), ["console", "slack"], 1000)
     store.conn.set_trace_callback(None)
     (sql,) = [s for s in statements if "FROM subscribers" in s]
     plan = store.conn.execute("EXPLAIN QUERY PLAN " + sql).fetchall()
@@ -805,21 +827,8 @@ async def _previews(env: Env, ids: list[int], now: datetime) -> dict[int, tuple[
     return {sid: (await env.do(preview, await env.get(sid), now)).paper_ids for sid in ids}
 
 
-def _count_claim_batches(monkeypatch: pytest.MonkeyPatch) -> list[None]:
-    """A list that gains an item per claim batch from now on."""
-    calls: list[None] = []
-    claim_due = digest_module._claim_due
-
-    def counted(*args: Any) -> Any:
-        calls.append(None)
-        return claim_due(*args)
-
-    monkeypatch.setattr(digest_module, "_claim_due", counted)
-    return calls
-
-
 async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_full(
-    env: Env, monkeypatch: pytest.MonkeyPatch
+    env: Env,
 ) -> None:
     # Every claim batch runs out of time after one unit of work (a paper loaded or analysed),
     # so digests are built across many store calls: none may be lost, doubled or cut short.
@@ -828,20 +837,18 @@ async def test_batches_out_of_time_mid_digest_still_send_everyone_once_and_in_fu
     await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
     expected = await _previews(env, ids, utc(2026, 5, 4, 7, 0))
     assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
-    calls = _count_claim_batches(monkeypatch)
-    monkeypatch.setattr(digest_module, "CLAIM_BUDGET_SECONDS", -1.0)
-    monkeypatch.setattr(digest_module, "LOAD_CHUNK", 1)
-    monkeypatch.setattr(digest_module, "ANALYZE_CHUNK", 1)
+    env.with_budget(Budget(seconds=-1.0, load_chunk=1, analyze_chunk=1))
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert report.sent == 4
     sent = {d.subscriber.id: d.paper_ids for d in env.destination.delivered}
     assert sent == expected
-    assert len(calls) > 10, len(calls)  # cut short mid-digest, not only between subscribers
+    batches = env.runner.claim_batches
+    assert batches > 10, batches  # cut short mid-digest, not only between subscribers
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
 
 
 async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyone_in_full(
-    env: Env, monkeypatch: pytest.MonkeyPatch
+    env: Env,
 ) -> None:
     # Scoring a topic's candidates cannot stop half-way, so a batch that has done some work
     # leaves a scoring that would overrun its budget to the next batch (here: every one).
@@ -853,21 +860,22 @@ async def test_a_topic_scored_only_when_it_fits_in_the_batch_still_sends_everyon
     await env.paper(_next_id(), "Post-training quantization of LLMs", "We quantize weights.")
     expected = await _previews(env, ids, utc(2026, 5, 4, 7, 0))
     assert all(set(kv) <= set(paper_ids) for paper_ids in expected.values())
-    calls = _count_claim_batches(monkeypatch)
-    monkeypatch.setattr(digest_module, "SCORE_SECONDS", 3600.0)
+    env.with_budget(Budget(score_seconds=3600.0))
     report = await env.tick(utc(2026, 5, 4, 7, 0))
     assert report.sent == 3
     assert {d.subscriber.id: d.paper_ids for d in env.destination.delivered} == expected
-    assert len(calls) >= 3, len(calls)  # one topic scored per batch
+    batches = env.runner.claim_batches
+    assert batches >= 3, batches  # one topic scored per batch
     assert await env.tick(utc(2026, 5, 4, 7, 1)) == TickReport()
 
 
 def test_claim_batches_shrink_to_what_fits_their_budget_and_grow_back() -> None:
     # A batch of 100 that got through 26 before its budget ran out: the next loads ~33, not 100.
-    assert next_batch_size(100, 26) == 33
-    assert next_batch_size(33, 33) == 66  # all of it fitted: double
-    assert next_batch_size(66, 80) == 100  # never above CLAIM_BATCH
-    assert next_batch_size(20, 0) == 8  # never below the minimum, so a tick always moves on
+    budget = Budget()
+    assert budget.next_batch_size(100, 26) == 33
+    assert budget.next_batch_size(33, 33) == 66  # all of it fitted: double
+    assert budget.next_batch_size(66, 80) == 100  # never above the batch size
+    assert budget.next_batch_size(20, 0) == 8  # never below the minimum, so a tick moves on
 
 
 # -- digests of several messages, and settling what a crash left uncertain ----------------------

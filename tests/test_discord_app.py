@@ -35,7 +35,7 @@ from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import DISCORD_TEST_TOKEN, SEED
 from tests.discord_fake import (
     APP_ID,
@@ -234,7 +234,7 @@ async def test_buttons_work_on_messages_sent_before_a_restart(
     fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
 ) -> None:
     # `client` is a fresh process: it never sent the message the click comes from.
-    paper = await bot.runner.call(lambda s: s.papers_by_rowid([1])[1])
+    paper = await bot.runner.call(lambda s: s.papers.by_rowid([1])[1])
     (more,) = await run(fake, client, clicked(f"paperbot:more:{paper.id}"))
     assert more["flags"] == 64 and "Papers like" in more["embeds"][0]["description"]
     (muted,) = await run(fake, client, clicked(f"paperbot:mute:{paper.id}"))
@@ -394,7 +394,7 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
 ) -> None:
     from datetime import timedelta
 
-    from bot.digest import DigestRunner
+    from bot.digests import DigestRunner
     from bot.testing import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

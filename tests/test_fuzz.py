@@ -23,7 +23,7 @@ from bot.importer import import_files
 from bot.models import Caller, Reply
 from bot.sources.arxiv import parse_feed
 from bot.sources.hf import parse_items
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FIXTURES, SEED
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -68,7 +68,7 @@ def check_command(store: Store, text: str, manager: bool) -> None:
     assert isinstance(reply, Reply)
     assert reply.text.strip()
     # However it went, the store still holds the sample papers and its rules.
-    assert store.count_papers() == 315
+    assert store.papers.count() == 315
     per_subscriber = store.conn.execute(
         "SELECT max(n) FROM (SELECT count(*) AS n FROM topics GROUP BY subscriber_id)"
     ).fetchone()[0]

@@ -2,7 +2,7 @@ import json
 from pathlib import Path
 
 from bot.importer import import_files
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FIXTURES, NOW, SEED
 
 
@@ -11,14 +11,14 @@ def test_seed_corpus_imports_as_it_is_and_idempotently(store: Store) -> None:
     assert (first.stats.new, len(first.problems)) == (315, 0)
     again = import_files(store, [SEED], NOW)
     assert (again.stats.new, again.stats.updated, again.stats.unchanged) == (0, 0, 315)
-    assert store.count_papers() == 315
+    assert store.papers.count() == 315
 
 
 def test_hf_daily_papers_response(store: Store) -> None:
     path = FIXTURES / "hf_daily_papers_latest_limit30_2026-06-12.json"
     report = import_files(store, [path], NOW)
     assert report.stats.new == 30 and not report.problems
-    paper = store.get_paper("2606.00467")
+    paper = store.papers.get("2606.00467")
     assert paper is not None
     assert paper.authors[:2] == ("Etienne Casanova", "Rafal Kocielnik")
     assert paper.ai_summary and paper.ai_keywords
@@ -52,10 +52,10 @@ def test_bad_lines_are_reported_with_numbers_and_the_rest_imports(
         "line 7",
         "line 8",
     ]
-    good = store.get_paper("2401.00001")  # the version suffix is dropped
+    good = store.papers.get("2401.00001")  # the version suffix is dropped
     assert good is not None and good.upvotes == 7
     assert good.abs_url == "https://arxiv.org/abs/2401.00001"
-    two = store.get_paper("d")
+    two = store.papers.get("d")
     assert two is not None and two.authors == ("A. One", "B. Two")
 
 
@@ -64,4 +64,4 @@ def test_unreadable_and_broken_files(store: Store, tmp_path: Path) -> None:
     broken.write_text('[{"paper": ', encoding="utf-8")
     report = import_files(store, [tmp_path / "missing.jsonl", broken], NOW)
     assert len(report.problems) == 2
-    assert store.count_papers() == 0
+    assert store.papers.count() == 0

@@ -21,14 +21,14 @@ from prometheus_client import REGISTRY
 
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes
-from bot.backup import BackupError, backup
 from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
 from bot.models import Caller, DigestSettings
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
-from bot.store import Store
+from bot.storage import Store
+from bot.storage.backup import BackupError, backup
 from bot.testing import FakeDestination, add_paper, add_subscriber
 from tests.conftest import DISCORD_TEST_TOKEN, FIXTURES, SEED, SLACK_TEST_TOKEN
 
@@ -50,12 +50,12 @@ async def runner() -> Iterator[StoreRunner]:  # type: ignore[misc]
 
 
 async def test_health_is_ok_then_degraded_when_ingest_goes_stale(runner: StoreRunner) -> None:
-    await runner.call(lambda s: s.record_ingest("hf", None, NOW))
-    await runner.call(lambda s: s.record_ingest("arxiv", None, NOW))
+    await runner.call(lambda s: s.sources.record_ingest("hf", None, NOW))
+    await runner.call(lambda s: s.sources.record_ingest("arxiv", None, NOW))
     fresh = await check_health(runner, True, NOW + timedelta(minutes=5), NOW, 60)
     assert fresh.status == "ok" and fresh.checks["store"] == "ok"
     assert fresh.checks["ingest"]["hf"]["last_success_age_seconds"] == 300.0
-    await runner.call(lambda s: s.record_ingest("hf", "HTTP 503", NOW + timedelta(hours=1)))
+    await runner.call(lambda s: s.sources.record_ingest("hf", "HTTP 503", NOW + timedelta(hours=1)))
     later = await check_health(runner, True, NOW + timedelta(hours=4), NOW, 60)
     assert later.status == "degraded" and not later.failing
     assert later.checks["ingest"]["hf"] == {
@@ -163,12 +163,12 @@ async def test_ingest_counts_new_papers_and_source_errors(
     assert report.new > 0 and report.failed == ["arxiv"]
     assert metric("paperbot_papers_ingested_total", source="hf") - before_new == report.new
     assert metric("paperbot_source_errors_total", source="arxiv") - before_err == 1
-    status = await runner.call(lambda s: s.ingest_status())
+    status = await runner.call(lambda s: s.sources.ingest_status())
     assert status["hf"].last_success == NOW and status["arxiv"].last_error
 
 
 async def test_digests_sent_and_failed_are_counted(runner: StoreRunner) -> None:
-    from bot.digest import DigestRunner
+    from bot.digests import DigestRunner
     from bot.testing import FakeClock
 
     clock = FakeClock(NOW)
@@ -256,7 +256,7 @@ def test_backup_while_the_bot_writes_and_restore(tmp_path: Path) -> None:
     assert report.path == tmp_path / "paperbot-20261120T120000Z.db"
     assert 315 <= report.papers <= 315 + len(written)
     restored = Store.open(report.path)  # the documented restore: the copy is a database
-    assert restored.count_papers() == report.papers
+    assert restored.papers.count() == report.papers
     assert sqlite3.connect(report.path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with pytest.raises(BackupError, match="exists"):
         backup(db, report.path, NOW)
@@ -330,7 +330,7 @@ def test_doctor_with_no_tokens_starts_the_console(tmp_path: Path, source_server:
 def test_doctor_reads_an_existing_database(tmp_path: Path, source_server: str) -> None:
     store = Store.open(tmp_path / "paperbot.db")
     add_paper(store, "2611.00001", "A paper", NOW)
-    store.record_ingest("hf", None, NOW)
+    store.sources.record_ingest("hf", None, NOW)
     store.close()
     code, out = doctor({}, tmp_path, source_server)
     assert code == 0, out

@@ -29,8 +29,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 from benchmarks.corpus import synthetic_papers
 from bot.importer import import_files
 from bot.models import DigestSettings
-from bot.store import Store
-from bot.subscriptions import Subscriptions
+from bot.storage import Store
 from bot.testing import add_subscriber
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
 from tests.slack_fake import FakeSlack, manifest_scopes
@@ -115,7 +114,6 @@ def add_due(path: Path, first: int, count: int, now: datetime, long_every: int =
     """Add subscribers whose digest is due now; returns their ids. Every `long_every`-th one
     gets a digest of up to 40 papers on broad topics (several messages)."""
     store = Store.open(path)
-    subs = Subscriptions(store)
     due = max(now - timedelta(seconds=30), now.replace(hour=0, minute=0, second=0))
     ids = []
     for n in range(first, first + count):
@@ -125,7 +123,7 @@ def add_due(path: Path, first: int, count: int, now: datetime, long_every: int =
             store, f"U{n}", BROAD if long else ["MoE"], now - timedelta(days=1), settings,
             platform="slack",
         )  # fmt: skip
-        subs.set_next_due(subscriber.id, due)
+        store.subscribers.set_next_due(subscriber.id, due)
         ids.append(subscriber.id)
     store.close()
     return ids

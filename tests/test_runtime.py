@@ -12,7 +12,7 @@ import pytest
 
 from bot import topics
 from bot.runtime import BACKSTOP_PAGES, FULL_GC_EVERY, StoreRunner, settle_gc
-from bot.store import Store
+from bot.storage import Store
 
 
 async def test_calls_run_in_order_on_one_thread_that_is_not_the_loops() -> None:
@@ -34,7 +34,7 @@ async def test_calls_run_in_order_on_one_thread_that_is_not_the_loops() -> None:
 async def test_a_file_store_works_through_the_runner(tmp_path: Path) -> None:
     runner = StoreRunner(Store.open(tmp_path / "bot.db"))
     try:
-        assert await runner.call(lambda s: s.count_papers()) == 0
+        assert await runner.call(lambda s: s.papers.count()) == 0
         mode = await runner.call(lambda s: s.conn.execute("PRAGMA journal_mode").fetchone()[0])
         assert mode == "wal"
     finally:

@@ -1,5 +1,5 @@
 from bot.search import matches, search
-from bot.store import Store
+from bot.storage import Store
 
 
 def titles(hits) -> list[str]:  # type: ignore[no-untyped-def]

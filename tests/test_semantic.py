@@ -21,13 +21,13 @@ from adapters.cli import cli
 from bot import semantic
 from bot.commands import Handler
 from bot.config import Settings
-from bot.digest import preview
+from bot.digests import preview
 from bot.ingest import run_ingest
 from bot.models import Caller
 from bot.runtime import StoreRunner
 from bot.search import RELATED_MIN_SIMILARITY, matches, search
 from bot.semantic import Semantic, embed_missing, embed_pending
-from bot.store import Store
+from bot.storage import Store
 from bot.testing import add_paper, add_subscriber
 from bot.topics import parse
 
@@ -100,13 +100,13 @@ def test_packed_vectors_keep_their_cosine(encoder: semantic.Encoder) -> None:
 @needs_model
 def test_a_vector_is_recomputed_only_when_its_text_changes(store: Store) -> None:
     model = semantic.MODEL_NAME
-    assert store.count_without_vectors(model) == 3
+    assert store.papers.count_without_vectors(model) == 3
     assert embed_missing(store, store.semantic) == 3  # type: ignore[arg-type]
-    assert store.count_without_vectors(model) == 0
+    assert store.papers.count_without_vectors(model) == 0
     add_paper(store, PROTEIN[0], PROTEIN[1], NOW, summary=PROTEIN[2], upvotes=40)
-    assert store.count_without_vectors(model) == 0  # upvotes are not embedded
+    assert store.papers.count_without_vectors(model) == 0  # upvotes are not embedded
     add_paper(store, PROTEIN[0], "Protein folding by diffusion", NOW, summary=PROTEIN[2])
-    assert store.count_without_vectors(model) == 1
+    assert store.papers.count_without_vectors(model) == 1
 
 
 def test_an_abstract_is_cut_into_passages_of_two_sentences() -> None:
@@ -129,16 +129,16 @@ def test_papers_embedded_before_passages_were_stored_count_as_missing(tmp_path: 
     add_paper(store, *SPOKEN[:2], NOW, summary=SPOKEN[2])
     add_paper(store, *VOICE[:2], NOW, summary=VOICE[2])
     rowids = [int(r[0]) for r in store.conn.execute("SELECT rowid FROM papers ORDER BY rowid")]
-    store.put_vectors("m", [(rowids[0], b"v", b"")])
+    store.papers.put_vectors("m", [(rowids[0], b"v", b"")])
     # What migration m009 leaves for a paper embedded before it: a vector, no passages.
     with store.conn:
         store.conn.execute(
             "INSERT INTO paper_vectors (paper_rowid, model, vec) VALUES (?, 'm', ?)",
             [rowids[1], b"v"],
         )
-    assert store.count_without_vectors("m") == 1
-    assert [r for r, _, _ in store.papers_without_vectors("m", 10)] == [rowids[1]]
-    assert dict(store.passages("m", rowids)) == {rowids[0]: b""}
+    assert store.papers.count_without_vectors("m") == 1
+    assert [r for r, _, _ in store.papers.without_vectors("m", 10)] == [rowids[1]]
+    assert dict(store.papers.passages("m", rowids)) == {rowids[0]: b""}
     store.close()
 
 
@@ -275,7 +275,9 @@ async def test_ingest_computes_vectors_off_the_store_thread(
         )
         assert report.sources["hf"].stats.new > 0
         assert report.embedded == report.sources["hf"].stats.new
-        left = await runner.call(Store.count_without_vectors, semantic.MODEL_NAME)
+        left = await runner.call(
+            lambda store: store.papers.count_without_vectors(semantic.MODEL_NAME)
+        )
         assert left == 0
         assert await embed_pending(runner, store.semantic) == 0
     finally:

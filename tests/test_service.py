@@ -8,7 +8,7 @@ from bot.importer import import_files
 from bot.models import Caller, Paper
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import SEED
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)

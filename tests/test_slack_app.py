@@ -21,7 +21,7 @@ from bot.importer import import_files
 from bot.models import Digest, DigestSection, DigestSettings, PaperCard, Subscriber
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
 from tests.slack_fake import FakeSlack
 
@@ -405,7 +405,7 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
 
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:
 
-    from bot.digest import DigestRunner
+    from bot.digests import DigestRunner
     from bot.testing import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -543,7 +543,7 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
     fake_slack: FakeSlack,
 ) -> None:
 
-    from bot.digest import DigestRunner
+    from bot.digests import DigestRunner
     from bot.testing import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

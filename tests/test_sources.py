@@ -13,7 +13,7 @@ from bot.ingest import ingest_arxiv, ingest_hf
 from bot.runtime import StoreRunner
 from bot.sources.arxiv import ArxivSource, parse_feed, tidy_title
 from bot.sources.hf import HuggingFaceSource
-from bot.store import Store
+from bot.storage import Store
 from tests.conftest import FIXTURES
 
 NOW = datetime(2026, 7, 13, 18, 0, tzinfo=UTC)
@@ -188,10 +188,10 @@ async def test_ingest_merges_sources_and_keeps_cursors(runner: StoreRunner) -> N
         arxiv = ArxivSource(c, "http://127.0.0.1/q", sleep=Sleeps())
         areport = await ingest_arxiv(runner, arxiv, NOW, since=date(2026, 4, 1), max_pages=1)
     assert (areport.stats.new, areport.stats.updated) == (19, 1)
-    merged = await runner.call(lambda s: s.get_paper("2604.26951"))
+    merged = await runner.call(lambda s: s.papers.get("2604.26951"))
     assert merged.sources == ("arxiv", "hf") and merged.upvotes == 42 and merged.categories
-    assert await runner.call(lambda s: s.get_cursor("hf")) == "2026-07-13"
-    assert await runner.call(lambda s: s.get_cursor("arxiv")) == "2026-04-29"
+    assert await runner.call(lambda s: s.sources.cursor("hf")) == "2026-07-13"
+    assert await runner.call(lambda s: s.sources.cursor("arxiv")) == "2026-04-29"
     days.clear()
     async with client(hf_handler) as c:  # a restart resumes from the cursor day
         await ingest_hf(runner, HuggingFaceSource(c, "http://127.0.0.1/api"), NOW)
@@ -205,8 +205,8 @@ async def test_a_source_that_is_down_changes_nothing(runner: StoreRunner) -> Non
         arxiv = ArxivSource(c, "http://127.0.0.1/q", sleep=Sleeps())
         areport = await ingest_arxiv(runner, arxiv, NOW)
     assert report.failed and areport.failed
-    assert await runner.call(lambda s: s.count_papers()) == 0
-    assert await runner.call(lambda s: s.get_cursor("hf")) is None
+    assert await runner.call(lambda s: s.papers.count()) == 0
+    assert await runner.call(lambda s: s.sources.cursor("hf")) is None
 
 
 async def test_run_ingest_with_settings(runner: StoreRunner) -> None:

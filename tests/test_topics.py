@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.errors import InvalidQuery
 from bot.search import matches, search
-from bot.store import Store
+from bot.storage import Store
 from bot.topics import analyze, concept_hit, parse, stems, words
 
 HOSTILE = [
@@ -109,7 +109,7 @@ def test_operator_soup_never_reaches_fts_as_syntax(seeded_store: Store, parts: l
         if group.concepts:
             for expr in (topic.fts_all(group), topic.fts_any(group)):
                 try:
-                    seeded_store.fts_newest(expr, limit=1)
+                    seeded_store.papers.fts_newest(expr, limit=1)
                 except sqlite3.Error as exc:  # pragma: no cover - the assertion below explains
                     pytest.fail(f"{text!r} compiled to invalid FTS5 {expr!r}: {exc}")
 

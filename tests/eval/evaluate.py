@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bot.importer import import_files  # noqa: E402
 from bot.search import matches, search  # noqa: E402
 from bot.semantic import Semantic, embed_missing, load_encoder  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.storage import Store  # noqa: E402
 
 SEED = ROOT / "bot" / "data" / "seed_papers.jsonl"
 
@@ -113,7 +113,7 @@ def main(argv: list[str]) -> None:
     store = seeded_store(semantic="--semantic" in argv)
     titles = {
         p.id: p.title
-        for p in store.get_papers(
+        for p in store.papers.get_many(
             [r[0] for r in store.conn.execute("SELECT id FROM papers")]
         ).values()
     }

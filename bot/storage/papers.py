@@ -1,38 +1,23 @@
-"""The SQLite store of papers (with its FTS5 index) through sqlite-utils.
+"""Papers: the table, its FTS5 index (kept in sync by triggers) and the papers' vectors.
 
-One `Store` owns one connection. The async bot gives it to a single worker thread
-(see `bot.runtime`), so every call here is plain, short, synchronous work.
+Every call is plain, short, synchronous work on the store's one connection (see
+`bot.storage.Store` and `bot.runtime`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
-from bot import migrations
 from bot.models import Paper
-
-if TYPE_CHECKING:
-    from bot.semantic import Semantic
+from bot.storage.times import parse_utc, utc_iso
 
 _BATCH = 500
-
-
-def utc_iso(moment: datetime) -> str:
-    """Format an aware datetime as the ISO UTC text the store sorts and compares."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def parse_utc(text: str) -> datetime:
-    """Parse the store's ISO UTC text back into an aware datetime."""
-    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 @dataclass
@@ -123,70 +108,38 @@ def _paper_to_values(paper: Paper, first_seen: str, now: str) -> tuple[Any, ...]
 _NO_VECTORS = "(v.paper_rowid IS NULL OR v.passages IS NULL)"
 
 
+def _in_categories(categories: Sequence[str]) -> tuple[str, list[Any]]:
+    """SQL on `papers` true for a paper in one of `categories` (lower case) or below one."""
+    clauses = []
+    params: list[Any] = []
+    for category in categories:
+        clauses.append("lower(c.value) = ? OR lower(c.value) LIKE ?")
+        params += [category, category + ".%"]
+    sql = f"EXISTS (SELECT 1 FROM json_each(papers.categories) AS c WHERE {' OR '.join(clauses)})"
+    return sql, params
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-@dataclass(frozen=True)
-class IngestStatus:
-    """The outcome of a source's latest ingests."""
-
-    last_success: datetime | None
-    last_failure: datetime | None
-    last_error: str | None
-
-
-class Store:
-    """Papers, cursors and (later) subscriptions in one SQLite database."""
+class Papers:
+    """The papers table, its FTS5 index and the papers' vectors (the semantic extra)."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
+        self._db = db
+        self._conn = db.conn
         # Match counts by FTS expression; cleared once our writes grow the store by 10%.
         self._count_cache: dict[tuple[str, int], int] = {}
         # Papers in the store (counted once, then kept up to date by our own writes), and how
         # many there were when the concept counts were last cleared.
         self._total: int | None = None
         self._counted_at = 0
-        # The semantic extra, when the composition root loaded it (see bot.semantic).
-        self.semantic: Semantic | None = None
-
-    @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the database at `path`, or in memory for ":memory:"."""
-        if str(path) == ":memory:":
-            conn = sqlite3.connect(":memory:", check_same_thread=False)
-        else:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # check_same_thread=False: created here, then owned by one worker thread.
-            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
-        db = Database(conn)
-        if str(path) != ":memory:":
-            db.enable_wal()
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        migrations.apply(db)
-        return cls(db)
-
-    @property
-    def conn(self) -> sqlite3.Connection:
-        """The underlying sqlite3 connection."""
-        return self.db.conn
-
-    def close(self) -> None:
-        """Close the connection."""
-        self.conn.close()
-
-    @property
-    def wal_path(self) -> str | None:
-        """The database file when it is in WAL mode (another connection may checkpoint it)."""
-        mode = str(self.conn.execute("PRAGMA journal_mode").fetchone()[0])
-        file = str(self.conn.execute("PRAGMA database_list").fetchone()[2])
-        return file if mode == "wal" and file else None
 
     # -- papers ---------------------------------------------------------------------------
 
-    def upsert_papers(self, papers: Iterable[Paper], now: datetime) -> UpsertStats:
+    def upsert(self, papers: Iterable[Paper], now: datetime) -> UpsertStats:
         """Insert new papers and merge fresh listings into known ones, keeping `first_seen_at`."""
         stats = UpsertStats()
         now_text = utc_iso(now)
@@ -207,7 +160,7 @@ class Store:
             incoming[paper.id] = (
                 incoming[paper.id].merged_with(paper) if paper.id in incoming else paper
             )
-        existing = self.get_papers(list(incoming))
+        existing = self.get_many(list(incoming))
         stats = UpsertStats()
         values = []
         for paper_id, paper in incoming.items():
@@ -224,44 +177,44 @@ class Store:
             assert old.first_seen_at is not None
             values.append(_paper_to_values(merged, utc_iso(old.first_seen_at), now_text))
         if values:
-            with self.conn:
-                self.conn.executemany(_UPSERT_SQL, values)
+            with self._conn:
+                self._conn.executemany(_UPSERT_SQL, values)
             self._grew(stats.new)
         return stats
 
-    def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+    def get_many(self, ids: Sequence[str]) -> dict[str, Paper]:
         """The stored papers among `ids`, by id."""
         found: dict[str, Paper] = {}
         for chunk in _chunks(list(ids), _BATCH):
             marks = ", ".join("?" for _ in chunk)
-            for row in self.db.query(f"SELECT * FROM papers WHERE id IN ({marks})", list(chunk)):
+            for row in self._db.query(f"SELECT * FROM papers WHERE id IN ({marks})", list(chunk)):
                 found[row["id"]] = _row_to_paper(row)
         return found
 
-    def get_paper(self, paper_id: str) -> Paper | None:
+    def get(self, paper_id: str) -> Paper | None:
         """One stored paper, or None."""
-        return self.get_papers([paper_id]).get(paper_id)
+        return self.get_many([paper_id]).get(paper_id)
 
     def rowid_of(self, paper_id: str) -> int | None:
         """The paper's SQLite rowid (its key in the FTS index and `paper_vectors`), or None."""
-        row = self.conn.execute("SELECT rowid FROM papers WHERE id = ?", [paper_id]).fetchone()
+        row = self._conn.execute("SELECT rowid FROM papers WHERE id = ?", [paper_id]).fetchone()
         return int(row[0]) if row else None
 
-    def papers_by_rowid(self, rowids: Sequence[int]) -> dict[int, Paper]:
+    def by_rowid(self, rowids: Sequence[int]) -> dict[int, Paper]:
         """Stored papers by SQLite rowid (what the FTS index returns)."""
         found: dict[int, Paper] = {}
         for chunk in _chunks(list(rowids), _BATCH):
             marks = ", ".join("?" for _ in chunk)
             sql = f"SELECT rowid AS _rowid, * FROM papers WHERE rowid IN ({marks})"
-            for row in self.db.query(sql, list(chunk)):
+            for row in self._db.query(sql, list(chunk)):
                 found[row.pop("_rowid")] = _row_to_paper(row)
         return found
 
-    def count_papers(self) -> int:
+    def count(self) -> int:
         """How many papers the store holds (counted once, then followed through our writes)."""
         # count(*) reads the whole table: 2 ms at 100k papers, paid by every look-up otherwise.
         if self._total is None:
-            self._total = int(self.conn.execute("SELECT count(*) FROM papers").fetchone()[0])
+            self._total = int(self._conn.execute("SELECT count(*) FROM papers").fetchone()[0])
             self._counted_at = self._total
         return self._total
 
@@ -278,41 +231,50 @@ class Store:
             self._count_cache.clear()
             self._counted_at = self._total
 
-    def fts_newest(
-        self, match: str, *, limit: int, where: str = "", params: Sequence[Any] = ()
-    ) -> list[int]:
+    def fts_newest(self, match: str, *, limit: int, categories: Sequence[str] = ()) -> list[int]:
         """Rowids of the newest `limit` papers matching an FTS5 expression, newest first.
 
         Newest by rowid (the order papers were first stored), which FTS5 walks backwards and
         stops at `limit`: the cost stays flat as the store grows. (Ranking by bm25 in SQLite
         would read every phrase's statistics over the whole index: 150-370 ms at 1M papers.)
-        `match` must come from `bot.topics` (already escaped); `where` is extra SQL on `papers`
-        with `?` placeholders for `params`.
+        `match` must come from `bot.topics` (already escaped); with `categories`, only papers
+        in one of them (or a subcategory: `cs` takes `cs.CL`) count.
         """
-        join, extra = "", ""
-        if where:
+        join, extra, params = "", "", list[Any]()
+        if categories:
             join = "JOIN papers ON papers.rowid = papers_fts.rowid"
+            where, params = _in_categories(categories)
             extra = f"AND {where}"
         sql = (
             f"SELECT papers_fts.rowid FROM papers_fts {join} WHERE papers_fts MATCH ? {extra} "
             "ORDER BY papers_fts.rowid DESC LIMIT ?"
         )
-        return [int(r[0]) for r in self.conn.execute(sql, [match, *params, limit])]
+        return [int(r[0]) for r in self._conn.execute(sql, [match, *params, limit])]
 
     def fts_between(self, match: str, low: int, high: int) -> set[int]:
         """Rowids in [low, high] matching an FTS5 expression (a digest window's candidates)."""
         sql = "SELECT rowid FROM papers_fts WHERE papers_fts MATCH ? AND rowid BETWEEN ? AND ?"
-        return {int(r[0]) for r in self.conn.execute(sql, [match, low, high])}
+        return {int(r[0]) for r in self._conn.execute(sql, [match, low, high])}
 
-    def recent_rowids(
-        self, *, limit: int, where: str = "", params: Sequence[Any] = ()
-    ) -> list[int]:
-        """Rowids of the most recently first-seen papers, optionally filtered by SQL on `papers`."""
+    def recent_rowids(self, *, limit: int, categories: Sequence[str] = ()) -> list[int]:
+        """Rowids of the most recently first-seen papers, optionally only in `categories`."""
+        where, params = _in_categories(categories) if categories else ("", [])
         sql = (
             f"SELECT rowid FROM papers {('WHERE ' + where) if where else ''} "
             "ORDER BY first_seen_at DESC LIMIT ?"
         )
-        return [int(r[0]) for r in self.conn.execute(sql, [*params, limit])]
+        return [int(r[0]) for r in self._conn.execute(sql, [*params, limit])]
+
+    def first_seen_between(self, start: datetime, end: datetime) -> list[int]:
+        """Rowids of the papers this store first saw in (start, end], oldest first."""
+        return [
+            int(r[0])
+            for r in self._conn.execute(
+                "SELECT rowid FROM papers WHERE first_seen_at > ? AND first_seen_at <= ? "
+                "ORDER BY first_seen_at",
+                [utc_iso(start), utc_iso(end)],
+            )
+        ]
 
     def count_matches(self, match: str, cap: int) -> int:
         """How many papers match an FTS5 expression, up to `cap` (memoised until 10% growth)."""
@@ -322,12 +284,14 @@ class Store:
             if len(self._count_cache) > 10_000:
                 self._count_cache.clear()
             sql = "SELECT count(*) FROM (SELECT 1 FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?)"
-            found = self._count_cache[key] = int(self.conn.execute(sql, [match, cap]).fetchone()[0])
+            found = self._count_cache[key] = int(
+                self._conn.execute(sql, [match, cap]).fetchone()[0]
+            )
         return found
 
     # -- paper vectors (the optional semantic extra; see bot.semantic) --------------------------
 
-    def papers_without_vectors(self, model: str, limit: int) -> list[tuple[int, str, str | None]]:
+    def without_vectors(self, model: str, limit: int) -> list[tuple[int, str, str | None]]:
         """Up to `limit` papers lacking vectors from `model`, newest first: (rowid, title,
         abstract). A paper embedded before passages were stored (migration m009) lacks them."""
         sql = (
@@ -335,7 +299,7 @@ class Store:
             "LEFT JOIN paper_vectors AS v ON v.paper_rowid = p.rowid AND v.model = ? "
             f"WHERE {_NO_VECTORS} ORDER BY p.rowid DESC LIMIT ?"
         )
-        return [(int(r[0]), r[1], r[2]) for r in self.conn.execute(sql, [model, limit])]
+        return [(int(r[0]), r[1], r[2]) for r in self._conn.execute(sql, [model, limit])]
 
     def count_without_vectors(self, model: str) -> int:
         """How many papers lack vectors from `model` (for progress bars)."""
@@ -343,12 +307,12 @@ class Store:
             "SELECT count(*) FROM papers AS p LEFT JOIN paper_vectors AS v "
             f"ON v.paper_rowid = p.rowid AND v.model = ? WHERE {_NO_VECTORS}"
         )
-        return int(self.conn.execute(sql, [model]).fetchone()[0])
+        return int(self._conn.execute(sql, [model]).fetchone()[0])
 
     def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
         """Store (rowid, paper vector, its passages' vectors) rows, replacing older ones."""
-        with self.conn:
-            self.conn.executemany(
+        with self._conn:
+            self._conn.executemany(
                 "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec, passages) "
                 "VALUES (?, ?, ?, ?)",
                 [(rowid, model, vec, passages) for rowid, vec, passages in rows],
@@ -356,13 +320,13 @@ class Store:
 
     def clear_vectors(self) -> None:
         """Forget every stored vector (`paperbot reindex --semantic --force`)."""
-        with self.conn:
-            self.conn.execute("DELETE FROM paper_vectors")
+        with self._conn:
+            self._conn.execute("DELETE FROM paper_vectors")
 
     def vectors(self, model: str) -> Iterator[tuple[int, bytes]]:
         """Every stored (rowid, vector bytes) of `model`, by rowid."""
         sql = "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? ORDER BY paper_rowid"
-        for rowid, blob in self.conn.execute(sql, [model]):
+        for rowid, blob in self._conn.execute(sql, [model]):
             yield int(rowid), bytes(blob)
 
     def passages(self, model: str, rowids: Collection[int]) -> Iterator[tuple[int, bytes]]:
@@ -371,57 +335,5 @@ class Store:
             "SELECT paper_rowid, passages FROM paper_vectors WHERE model = ? AND paper_rowid IN "
             "(SELECT value FROM json_each(?)) AND passages IS NOT NULL"
         )
-        for rowid, blob in self.conn.execute(sql, [model, json.dumps(list(rowids))]):
+        for rowid, blob in self._conn.execute(sql, [model, json.dumps(list(rowids))]):
             yield int(rowid), bytes(blob)
-
-    def data_version(self) -> int:
-        """SQLite's counter of commits by other connections (another process's writes)."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
-
-    # -- source cursors ----------------------------------------------------------------------
-
-    def get_cursor(self, source: str) -> str | None:
-        """The saved position of a source (e.g. the last list date fetched), or None."""
-        row = self.conn.execute(
-            "SELECT cursor FROM source_state WHERE source = ?", [source]
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def record_ingest(self, source: str, error: str | None, now: datetime) -> None:
-        """Remember that an ingest from a source just succeeded (error None) or failed."""
-        if error is None:
-            sql = (
-                "INSERT INTO ingest_status (source, last_success_at) VALUES (?, ?) "
-                "ON CONFLICT(source) DO UPDATE SET last_success_at = excluded.last_success_at"
-            )
-            params = [source, utc_iso(now)]
-        else:
-            sql = (
-                "INSERT INTO ingest_status (source, last_failure_at, last_error) VALUES (?, ?, ?) "
-                "ON CONFLICT(source) DO UPDATE SET last_failure_at = excluded.last_failure_at, "
-                "last_error = excluded.last_error"
-            )
-            params = [source, utc_iso(now), error[:500]]
-        with self.conn:
-            self.conn.execute(sql, params)
-
-    def ingest_status(self) -> dict[str, IngestStatus]:
-        """Per source: when it last succeeded and last failed, and why."""
-        return {
-            str(r[0]): IngestStatus(
-                parse_utc(r[1]) if r[1] else None, parse_utc(r[2]) if r[2] else None, r[3]
-            )
-            for r in self.conn.execute(
-                "SELECT source, last_success_at, last_failure_at, last_error FROM ingest_status"
-            )
-        }
-
-    def set_cursor(self, source: str, cursor: str, now: datetime) -> None:
-        """Remember how far a source has been read."""
-        with self.conn:
-            self.conn.execute(
-                "INSERT INTO source_state (source, cursor, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(source) DO UPDATE SET cursor = excluded.cursor, "
-                "updated_at = excluded.updated_at",
-                [source, cursor, utc_iso(now)],
-            )

@@ -204,3 +204,10 @@ def m010_digest_messages(db: Database) -> None:
         "local_date TEXT NOT NULL, part INTEGER NOT NULL, body TEXT NOT NULL, "
         "PRIMARY KEY (subscriber_id, local_date, part)) WITHOUT ROWID"
     )
+
+
+@migrations()
+def m011_drop_undeliverable_notified(db: Database) -> None:
+    """`subscribers.undeliverable_notified` was written and never read: the notice that a
+    destination was gone is shown once because `clear_undeliverable` clears the reason."""
+    db.execute("ALTER TABLE subscribers DROP COLUMN undeliverable_notified")

@@ -5,7 +5,7 @@
 * `matches` decides what a subscription to a topic puts in a digest: precise, since a noisy
   digest gets muted, and complete.
 
-With the semantic extra (`store.semantic`, see `bot.semantic`), look-ups fuse the word ranking
+With the semantic extra (a `bot.semantic.Semantic` passed in), look-ups fuse the word ranking
 with the papers closest in meaning, and subscriptions add papers above a calibrated similarity,
 each shown as "related" so a reader can tell them from word matches.
 """
@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from bot.errors import InvalidQuery
 from bot.models import MatchReason, Paper, SearchHit
@@ -32,6 +33,9 @@ from bot.topics import (
     parse,
     score_group,
 )
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 # A look-up fully scores this many candidates per result it shows (the newest matching papers):
 # enough for ranking quality on the judged sets, few enough to stay fast at 1M papers.
@@ -189,25 +193,28 @@ def rank(
 
 
 def search(
-    store: Store, query: str | Topic, limit: int = 10, today: date | None = None
+    store: Store,
+    query: str | Topic,
+    limit: int = 10,
+    today: date | None = None,
+    semantic: Semantic | None = None,
 ) -> list[SearchHit]:
-    """The ranked look-up `/papers QUERY` shows (raises `InvalidQuery` for unusable text)."""
+    """The ranked look-up `/papers QUERY` shows (raises `InvalidQuery` for unusable text);
+    with `semantic`, meaning is fused into the ranking."""
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     rowids = candidate_rowids(store, topic, keep=max(CANDIDATES_PER_RESULT * limit, 50))
     papers = store.papers.by_rowid(rowids)
     hits = rank(Matcher.for_store(topic, store), papers.values(), today, only_matches=False)
-    if _semantic_applies(store, topic):
-        hits = _fuse(store, topic, hits, papers, today)
+    if semantic is not None and _semantic_applies(topic):
+        hits = _fuse(store, semantic, topic, hits, papers, today)
     return hits[:limit]
 
 
-def _semantic_applies(store: Store, topic: Topic) -> bool:
+def _semantic_applies(topic: Topic) -> bool:
     # `title:` asks for a word in the title: meaning cannot stand in for that.
-    return (
-        store.semantic is not None
-        and topic.has_text
-        and not any(c.fields == ("title",) for g in topic.groups for c in g.concepts)
+    return topic.has_text and not any(
+        c.fields == ("title",) for g in topic.groups for c in g.concepts
     )
 
 
@@ -232,13 +239,17 @@ def _related_hits(
 
 
 def _fuse(
-    store: Store, topic: Topic, hits: list[SearchHit], papers: dict[int, Paper], today: date
+    store: Store,
+    semantic: Semantic,
+    topic: Topic,
+    hits: list[SearchHit],
+    papers: dict[int, Paper],
+    today: date,
 ) -> list[SearchHit]:
     """Word hits and the papers closest in meaning in one ranking: the word score (the best
     scaled to 1) plus `SEMANTIC_WEIGHT` times the cosine similarity."""
-    assert store.semantic is not None
-    near = dict(store.semantic.nearest(store, topic, SEMANTIC_CANDIDATES))
-    similarity = store.semantic.similar(store, topic, [r for r in papers if r not in near])
+    near = dict(semantic.nearest(store, topic, SEMANTIC_CANDIDATES))
+    similarity = semantic.similar(store, topic, [r for r in papers if r not in near])
     similarity.update(near)
     rowid_of = {paper.id: rowid for rowid, paper in papers.items()}
     top = max((h.score for h in hits), default=1.0) or 1.0
@@ -258,12 +269,13 @@ def _fuse(
     return fused
 
 
-def like_paper(store: Store, paper: Paper, limit: int, today: date) -> list[SearchHit]:
+def like_paper(
+    store: Store, paper: Paper, limit: int, today: date, semantic: Semantic | None = None
+) -> list[SearchHit]:
     """ "More like this": with the semantic extra, the papers closest in meaning to the paper's
     title and abstract; otherwise (or before its vector is computed) a look-up of its title's
     words. The paper itself is left out."""
     rowid = store.papers.rowid_of(paper.id)
-    semantic = store.semantic
     near = semantic.like(store, rowid, limit) if semantic is not None and rowid is not None else []
     if near:
         papers = store.papers.by_rowid([r for r, _ in near])
@@ -288,6 +300,7 @@ def matches(
     today: date | None = None,
     cap: int = 5000,
     window: dict[int, Paper] | None = None,
+    semantic: Semantic | None = None,
 ) -> list[SearchHit]:
     """Papers a subscription to the topic would put in a digest, best first.
 
@@ -302,10 +315,9 @@ def matches(
     if papers is None:
         papers = list(store.papers.by_rowid(candidate_rowids(store, topic, keep=cap)).values())
     hits = rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
-    if not _semantic_applies(store, topic):
+    if semantic is None or not _semantic_applies(topic):
         return hits
-    assert store.semantic is not None
-    similar = store.semantic.similar(store, topic, window, keep=cap)
+    similar = semantic.similar(store, topic, window, keep=cap)
     near = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
     related = _related_hits(store, topic, near, window or {}, {h.paper.id for h in hits})
     # Below every word match: a match by meaning is the less certain kind.

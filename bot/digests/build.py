@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from bot.cards import card_from_hit
 from bot.digests.schedule import local_date, subscribed_at
@@ -28,6 +29,9 @@ from bot.models import (
 )
 from bot.search import analyze_paper, matches
 from bot.storage import Store, topic_key
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 from bot.topics import Topic, parse
 
 log = logging.getLogger(__name__)
@@ -146,8 +150,9 @@ class MatchCache:
     nothing else was done since the deadline was set.
     """
 
-    def __init__(self, budget: Budget | None = None) -> None:
+    def __init__(self, budget: Budget | None = None, semantic: Semantic | None = None) -> None:
         self.budget = budget or Budget()
+        self.semantic = semantic
         self._deadline: float | None = None
         self._worked = False  # any unit of work done since the deadline was set
         self._papers: dict[_WindowKey, dict[int, Paper]] = {}
@@ -230,7 +235,12 @@ class MatchCache:
                 self._check_room(len(candidates) * self.budget.score_seconds)
                 del self._analysing[key]
                 self._hits[key] = matches(
-                    store, parsed, papers=candidates, today=today, window=papers
+                    store,
+                    parsed,
+                    papers=candidates,
+                    today=today,
+                    window=papers,
+                    semantic=self.semantic,
                 )
                 self._worked = True
             except InvalidQuery as error:
@@ -290,10 +300,12 @@ def window_start(
     return since - FIRST_DIGEST_LOOKBACK if end is None else end
 
 
-def preview(store: Store, subscriber: Subscriber, now: datetime) -> Digest:
+def preview(
+    store: Store, subscriber: Subscriber, now: datetime, semantic: Semantic | None = None
+) -> Digest:
     """The subscriber's next digest as it stands now (`/papers digest`); records nothing."""
     topics = store.subscribers.topics(subscriber.id)
     start = window_start(store, subscriber, None, subscribed_at(subscriber, topics))
     due = subscriber.next_due_at
     day = local_date(subscriber.settings, due if due is not None and due > now else now)
-    return build_digest(store, subscriber, start, now, day)
+    return build_digest(store, subscriber, start, now, day, cache=MatchCache(semantic=semantic))

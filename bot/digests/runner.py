@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.digests.build import Budget, MatchCache, OutOfTime, build_digest, window_start
 from bot.digests.destination import Destination
@@ -28,6 +28,9 @@ from bot.models import Digest, Subscriber, TopicSubscription
 from bot.runtime import StoreRunner
 from bot.storage import Store, utc_iso
 from bot.storage.ledger import Change, NotPosted, OpenClaim, Posted, Progress, Retaken, Start
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +266,10 @@ def _open_claims(store: Store, platforms: Sequence[str], now: datetime) -> list[
     return found
 
 
-def _reopen(store: Store, claim: Claim, now: datetime) -> Digest | None:
+def _reopen(store: Store, claim: Claim, now: datetime, cache: MatchCache) -> Digest | None:
     """Rebuild a claimed digest that has no messages yet from its stored window; None if empty."""
-    digest = build_digest(
-        store, claim.subscriber, claim.window_start, claim.window_end, claim.local_date
-    )
+    subscriber, day = claim.subscriber, claim.local_date
+    digest = build_digest(store, subscriber, claim.window_start, claim.window_end, day, cache=cache)
     if digest.is_empty:
         store.ledger.finish(claim.subscriber.id, claim.local_date, "empty", now, paper_ids=())
         return None
@@ -352,9 +354,11 @@ class DigestRunner:
         max_attempts: int = MAX_ATTEMPTS,
         deliver_timeout: float = DELIVER_TIMEOUT_SECONDS,
         budget: Budget | None = None,
+        semantic: Semantic | None = None,
     ) -> None:
         self.runner = runner
         self.budget = budget or Budget()
+        self.semantic = semantic  # the semantic extra, when loaded
         self.destinations = destinations
         self.clock = clock
         self.max_attempts = max_attempts
@@ -399,7 +403,7 @@ class DigestRunner:
                 resumable.append(claim)
         if resumable:
             await asyncio.gather(*(self._recover(claim, now, report) for claim in resumable))
-        cache = MatchCache(self.budget)
+        cache = MatchCache(self.budget, self.semantic)
         # In batches, so look-ups get the store between them however many are due.
         limit = self.budget.batch
         while not self._stopping:
@@ -527,7 +531,9 @@ class DigestRunner:
             await self._send(_Job(subscriber, day, claim.paper_ids, progress=progress), report)
             return
         # Nothing of it is out (a one-message digest keeps no body): build it again.
-        digest = await self.runner.background(_reopen, claim, now)
+        digest = await self.runner.background(
+            _reopen, claim, now, MatchCache(semantic=self.semantic)
+        )
         if digest is None:
             report.empty += 1
             return

@@ -7,7 +7,7 @@ from pathlib import Path
 from benchmarks.harness import p50_p99, queries, timed
 from bot.search import search
 from bot.storage import Store
-from bot.topics import parse
+from bot.topics import fts, parse
 
 LIMIT = 5
 BM25 = "bm25(papers_fts, 4.0, 1.0, 0.5, 2.0)"
@@ -20,7 +20,7 @@ def raw_fts(store: Store, query: str) -> None:
         if group.concepts:
             store.conn.execute(
                 "SELECT rowid FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?",
-                [topic.fts_all(group), 50],
+                [fts.match_all(topic, group), 50],
             ).fetchall()
 
 
@@ -32,7 +32,7 @@ def ranked_fts(store: Store, query: str) -> None:
             store.conn.execute(
                 f"SELECT rowid, {BM25} AS s FROM papers_fts WHERE papers_fts MATCH ? "
                 "ORDER BY s LIMIT 100",
-                [topic.fts_all(group)],
+                [fts.match_all(topic, group)],
             ).fetchall()
 
 

@@ -28,6 +28,7 @@ from bot.topics import (
     GroupScore,
     Topic,
     analyze,
+    fts,
     idf,
     is_excluded,
     parse,
@@ -96,7 +97,9 @@ class Matcher:
     def for_store(cls, topic: Topic, store: Store) -> Matcher:
         """Build a matcher with document frequencies from the store."""
         total = store.papers.count()
-        return cls(topic, lambda concept: store.papers.count_matches(concept.fts(), DF_CAP), total)
+        return cls(
+            topic, lambda concept: store.papers.count_matches(fts.concept(concept), DF_CAP), total
+        )
 
     def score(self, paper: Paper) -> Scored | None:
         """Score a paper; None when it is excluded or has none of the topic's concepts."""
@@ -163,14 +166,14 @@ def candidate_rowids(store: Store, topic: Topic, keep: int) -> list[int]:
     for group in topic.groups:
         if not group.concepts:
             if topic.authors:
-                take(topic.fts_all(group), keep)
+                take(fts.match_all(topic, group), keep)
             else:
                 recent = store.papers.recent_rowids(limit=keep, categories=topic.categories)
                 seen.update((r, None) for r in recent)
             continue
-        found = take(topic.fts_all(group), keep)
+        found = take(fts.match_all(topic, group), keep)
         if len(group.concepts) > 1:
-            take(topic.fts_any(group), keep - found)
+            take(fts.match_any(topic, group), keep - found)
     return list(seen)
 
 

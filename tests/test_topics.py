@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from bot.errors import InvalidQuery
 from bot.search import matches, search
 from bot.storage import Store
-from bot.topics import analyze, concept_hit, parse, stems, words
+from bot.topics import analyze, concept_hit, fts, parse, stems, words
 
 HOSTILE = [
     "kv-cache",
@@ -107,7 +107,7 @@ def test_operator_soup_never_reaches_fts_as_syntax(seeded_store: Store, parts: l
         return
     for group in topic.groups:
         if group.concepts:
-            for expr in (topic.fts_all(group), topic.fts_any(group)):
+            for expr in (fts.match_all(topic, group), fts.match_any(topic, group)):
                 try:
                     seeded_store.papers.fts_newest(expr, limit=1)
                 except sqlite3.Error as exc:  # pragma: no cover - the assertion below explains

@@ -32,7 +32,7 @@ from bot.storage import Store, topic_key
 
 if TYPE_CHECKING:
     from bot.semantic import Semantic
-from bot.topics import Topic, parse
+from bot.topics import Topic, fts, parse
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def topic_candidates(store: Store, topic: Topic, papers: dict[int, Paper]) -> li
     low, high = min(papers), max(papers)
     found: set[int] = set()
     for group in topic.groups:
-        found |= store.papers.fts_between(topic.fts_any(group), low, high)
+        found |= store.papers.fts_between(fts.match_any(topic, group), low, high)
     return [paper for rowid, paper in papers.items() if rowid in found]
 
 

@@ -28,8 +28,8 @@ from bot.runtime import StoreRunner
 from bot.search import RELATED_MIN_SIMILARITY, matches, search
 from bot.semantic import Semantic, VectorIndex, embed_missing
 from bot.store import Store
-from bot.testing import add_paper, add_subscriber
 from bot.topics import parse
+from tests.fakes.core import add_paper, add_subscriber
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

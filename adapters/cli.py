@@ -30,10 +30,11 @@ from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
 from bot.models import Paper
-from bot.runtime import StoreRunner, settle_gc
+from bot.runtime import StoreRunner
 from bot.scheduler import build_scheduler, scheduler_alive
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
+from bot.startup import settle_gc
 from bot.storage import Store
 
 log = logging.getLogger("paperbot")

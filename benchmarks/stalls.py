@@ -22,9 +22,10 @@ from benchmarks.harness import p50_p99, queries
 from bot.digests import DigestRunner
 from bot.ingest import ingest_hf
 from bot.models import Caller
-from bot.runtime import StoreRunner, settle_gc
+from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.sources.hf import HuggingFaceSource
+from bot.startup import settle_gc
 from bot.storage import Store
 
 INGEST_PAPERS = 10_000

@@ -215,7 +215,7 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
             store.papers.clear_vectors()
         todo = store.papers.count_without_vectors(store.semantic.encoder.name)
         with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
-            done = embed_missing(store, store.semantic, progress=bar.update)
+            done = embed_missing(store.papers, store.semantic, progress=bar.update)
     click.echo(f"Embedded {done} papers.")
 
 

@@ -7,14 +7,21 @@ catches up from the cursor. All store work goes through the `StoreRunner`.
 
 A run logs one line: INFO when every source answered, one WARNING naming each source that
 failed and why (an offline machine gets one line an hour, not one per request and source).
+
+With the semantic extra a run then gives new papers their vectors (`embed_pending`): the
+model runs on a thread of its own, the store thread only reads and writes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -22,9 +29,9 @@ from bot.config import Settings
 from bot.errors import SourceError
 from bot.metrics import PAPERS_INGESTED, SOURCE_ERRORS
 from bot.models import Paper
-from bot.runtime import StoreRunner
+from bot.runtime import StoreRunner, settle_future
 from bot.search import analyze_paper
-from bot.semantic import embed_pending
+from bot.semantic import EMBED_BATCH, Semantic
 from bot.sources.arxiv import ArxivSource
 from bot.sources.hf import HuggingFaceSource
 from bot.storage import Store, UpsertStats
@@ -231,3 +238,55 @@ async def run_ingest(
 
 def _record(source: str, error: str | None, now: datetime) -> Callable[[Store], None]:
     return lambda store: store.sources.record_ingest(source, error, now)
+
+
+# -- semantic vectors of new papers (the semantic extra) -----------------------------------
+
+
+def _without_vectors(store: Store, model: str, limit: int) -> list[tuple[int, str, str | None]]:
+    return store.papers.without_vectors(model, limit)
+
+
+def _save_vectors(
+    store: Store, semantic: Semantic, rows: Sequence[tuple[int, bytes, bytes]]
+) -> None:
+    semantic.save(store.papers, rows)
+
+
+async def _on_daemon_thread(fn: Callable[[Any], Any], arg: Any) -> Any:
+    """`fn(arg)` on a thread of its own that does not hold up the process's exit.
+
+    A batch of embeddings is seconds of CPU that only computes (the store thread writes the
+    result): `asyncio.to_thread` made `quit` wait 10-20 s for a batch that was thrown away.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def work() -> None:
+        try:
+            result, error = fn(arg), None
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result, error = None, exc
+        # A closed loop: the bot stopped meanwhile and wants nothing back.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle_future, done, result, error)
+
+    threading.Thread(target=work, name="paperbot-embed", daemon=True).start()
+    return await done
+
+
+async def embed_pending(runner: StoreRunner, semantic: Semantic, limit: int | None = None) -> int:
+    """Like `bot.semantic.embed_missing` (up to `limit` papers), for the running bot: the store
+    thread only reads and writes, the model runs in another thread (numpy releases the GIL in
+    its products); how many."""
+    name = semantic.encoder.name
+    done = 0
+    while limit is None or done < limit:
+        size = EMBED_BATCH if limit is None else min(EMBED_BATCH, limit - done)
+        todo = await runner.background(_without_vectors, name, size)
+        if not todo:
+            break
+        rows = await _on_daemon_thread(semantic.embed, todo)
+        await runner.background(_save_vectors, semantic, rows)
+        done += len(todo)
+    return done

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import itertools
 import logging
 import queue
@@ -23,7 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from bot import topics
 from bot.storage import Store
 from bot.storage.checkpoint import Checkpointer
 
@@ -110,25 +108,6 @@ class StoreRunner:
         self._closed = True
         self._queue.put((_LAST, next(self._order), None, None, None))
         await asyncio.to_thread(self._thread.join)
-
-
-# Full collections after this many younger ones (CPython's default is 10): what the store and
-# look-ups keep (analysed papers above all) makes each full pass cost 50-130 ms, which stops
-# every thread, so every look-up running or queued then waits for it.
-FULL_GC_EVERY = 100
-
-
-def settle_gc() -> None:
-    """Once start-up is done: exempt what it built from collection, and collect fully less often."""
-    # Modules, adapters and the lexicon live as long as the process: scanning them again in
-    # every full collection is a third of its cost. Young cycles are still collected as before.
-    # The lexicon's index is built lazily: built now, the first look-up does not wait for it,
-    # and it is frozen with the rest.
-    topics.prepare()
-    gc.collect()
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_GC_EVERY)
 
 
 def settle_future(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

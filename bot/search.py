@@ -251,8 +251,8 @@ def _fuse(
 ) -> list[SearchHit]:
     """Word hits and the papers closest in meaning in one ranking: the word score (the best
     scaled to 1) plus `SEMANTIC_WEIGHT` times the cosine similarity."""
-    near = dict(semantic.nearest(store, topic, SEMANTIC_CANDIDATES))
-    similarity = semantic.similar(store, topic, [r for r in papers if r not in near])
+    near = dict(semantic.nearest(store.papers, topic, SEMANTIC_CANDIDATES))
+    similarity = semantic.similar(store.papers, topic, [r for r in papers if r not in near])
     similarity.update(near)
     rowid_of = {paper.id: rowid for rowid, paper in papers.items()}
     top = max((h.score for h in hits), default=1.0) or 1.0
@@ -279,7 +279,11 @@ def like_paper(
     title and abstract; otherwise (or before its vector is computed) a look-up of its title's
     words. The paper itself is left out."""
     rowid = store.papers.rowid_of(paper.id)
-    near = semantic.like(store, rowid, limit) if semantic is not None and rowid is not None else []
+    near = (
+        semantic.like(store.papers, rowid, limit)
+        if semantic is not None and rowid is not None
+        else []
+    )
     if near:
         papers = store.papers.by_rowid([r for r, _ in near])
         label = paper.title if len(paper.title) <= 60 else paper.title[:59] + "…"
@@ -320,7 +324,7 @@ def matches(
     hits = rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
     if semantic is None or not _semantic_applies(topic):
         return hits
-    similar = semantic.similar(store, topic, window, keep=cap)
+    similar = semantic.similar(store.papers, topic, window, keep=cap)
     near = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
     related = _related_hits(store, topic, near, window or {}, {h.paper.id for h in hits})
     # Below every word match: a match by meaning is the less certain kind.

@@ -18,7 +18,7 @@ from bot.models import DigestSettings
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
-from bot.testing import add_paper, add_subscriber
+from tests.fakes.core import add_paper, add_subscriber
 
 MONDAY_0850 = datetime(2026, 11, 23, 8, 50, tzinfo=UTC)
 

@@ -23,7 +23,7 @@ from bot.models import DigestSettings, Paper, SearchHit, Subscriber
 from bot.runtime import StoreRunner
 from bot.storage import Store, parse_utc
 from bot.subscriptions import Subscriptions
-from bot.testing import (
+from tests.fakes.core import (
     FakeClock,
     FakeDestination,
     FakeDestinationWithoutLookup,

@@ -37,7 +37,7 @@ from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
 from tests.conftest import DISCORD_TEST_TOKEN, SEED
-from tests.discord_fake import (
+from tests.fakes.discord import (
     APP_ID,
     CHANNEL_ID,
     GUILD_ID,
@@ -395,7 +395,7 @@ async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
     from datetime import timedelta
 
     from bot.digests import DigestRunner
-    from bot.testing import add_paper, add_subscriber
+    from tests.fakes.core import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     store = Store.open(":memory:")

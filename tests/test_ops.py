@@ -28,9 +28,8 @@ from bot.models import Caller, DigestSettings
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
-from bot.storage.backup import BackupError, backup
-from bot.testing import FakeDestination, add_paper, add_subscriber
 from tests.conftest import DISCORD_TEST_TOKEN, FIXTURES, SEED, SLACK_TEST_TOKEN
+from tests.fakes.core import FakeDestination, add_paper, add_subscriber
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -169,7 +168,7 @@ async def test_ingest_counts_new_papers_and_source_errors(
 
 async def test_digests_sent_and_failed_are_counted(runner: StoreRunner) -> None:
     from bot.digests import DigestRunner
-    from bot.testing import FakeClock
+    from tests.fakes.core import FakeClock
 
     clock = FakeClock(NOW)
     destination = FakeDestination("console", clock)

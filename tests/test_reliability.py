@@ -30,9 +30,9 @@ from benchmarks.corpus import synthetic_papers
 from bot.importer import import_files
 from bot.models import DigestSettings
 from bot.storage import Store
-from bot.testing import add_subscriber
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
-from tests.slack_fake import FakeSlack, manifest_scopes
+from tests.fakes.core import add_subscriber
+from tests.fakes.slack import FakeSlack, manifest_scopes
 
 BIN = Path(sys.executable).parent
 

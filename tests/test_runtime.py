@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bot import topics
-from bot.runtime import BACKSTOP_PAGES, FULL_GC_EVERY, StoreRunner, settle_gc
+from bot.runtime import BACKSTOP_PAGES, StoreRunner
 from bot.storage import Store
 
 
@@ -84,18 +82,6 @@ async def test_close_closes_the_store_and_refuses_later_calls() -> None:
         store.conn.execute("SELECT 1")
     with pytest.raises(RuntimeError, match="closed"):
         await runner.call(lambda s: None)
-
-
-def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() -> None:
-    before = gc.get_threshold()
-    try:
-        settle_gc()
-        assert gc.get_freeze_count() > 0
-        assert topics._lexicon_index.cache_info().currsize == 1  # built before the freeze
-        assert gc.get_threshold() == (before[0], before[1], FULL_GC_EVERY)
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)
 
 
 async def test_a_file_store_is_checkpointed_by_its_own_thread_not_by_commits(

@@ -22,14 +22,14 @@ from bot import semantic
 from bot.commands import Handler
 from bot.config import Settings
 from bot.digests import preview
-from bot.ingest import run_ingest
+from bot.ingest import embed_pending, run_ingest
 from bot.models import Caller
 from bot.runtime import StoreRunner
 from bot.search import RELATED_MIN_SIMILARITY, matches, search
-from bot.semantic import Semantic, embed_missing, embed_pending
+from bot.semantic import Semantic, VectorIndex, embed_missing
 from bot.storage import Store
-from bot.testing import add_paper, add_subscriber
 from bot.topics import parse
+from tests.fakes.core import add_paper, add_subscriber
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -90,7 +90,10 @@ def test_packed_vectors_keep_their_cosine(encoder: semantic.Encoder) -> None:
     import numpy as np
 
     vectors = encoder.encode([" ".join(SPOKEN[1:]), " ".join(PROTEIN[1:])])
-    restored = np.stack([semantic.unpack(semantic.pack(v)) for v in vectors])
+    # Read back as look-ups read them: through the index, which keeps the int8 form.
+    index = VectorIndex(encoder.dim)
+    index.add([(i, semantic.pack(v)) for i, v in enumerate(vectors)])
+    restored = np.stack([index.vector(i) for i in range(len(vectors))])
     assert len(semantic.pack(vectors[0])) == 4 + 384
     cosine = (restored * vectors).sum(axis=1) / np.linalg.norm(restored, axis=1)
     assert cosine.min() > 0.999

@@ -23,7 +23,7 @@ from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
 from tests.conftest import SEED, SLACK_TEST_SIGNING_SECRET, SLACK_TEST_TOKEN
-from tests.slack_fake import FakeSlack
+from tests.fakes.slack import FakeSlack
 
 SECRET = SLACK_TEST_SIGNING_SECRET
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -269,7 +269,7 @@ async def test_discord_failing_to_start_delays_and_stops_nothing(
     from adapters import cli as cli_module
     from bot.config import Settings
     from tests.conftest import DISCORD_TEST_TOKEN
-    from tests.discord_fake import FakeDiscord
+    from tests.fakes.discord import FakeDiscord
 
     discord_fake = FakeDiscord()
     await discord_fake.server.start_server()
@@ -406,7 +406,7 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:
 
     from bot.digests import DigestRunner
-    from bot.testing import add_paper, add_subscriber
+    from tests.fakes.core import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     store = Store.open(":memory:")
@@ -544,7 +544,7 @@ async def test_a_429_storm_delays_a_digest_but_delivers_it_exactly_once(
 ) -> None:
 
     from bot.digests import DigestRunner
-    from bot.testing import add_paper, add_subscriber
+    from tests.fakes.core import add_paper, add_subscriber
 
     monday = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     store = Store.open(":memory:")
@@ -583,7 +583,7 @@ async def test_doctor_and_the_start_say_which_delivery_promise_holds(
 
     from adapters.cli import cli
     from adapters.slack_app import log_guarantee
-    from tests.slack_fake import manifest_scopes
+    from tests.fakes.slack import manifest_scopes
 
     fake = FakeSlack(scopes=manifest_scopes() - {lacking})
     await fake.server.start_server()

@@ -104,10 +104,6 @@ class Store:
         """Let the WAL grow to `pages` before a commit checkpoints it (see `bot.runtime`)."""
         self._conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
-    def data_version(self) -> int:
-        """SQLite's counter of commits by other connections (another process's writes)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
 
 class NotADatabase(PaperbotError):
     """The file is not a database paperbot can read."""

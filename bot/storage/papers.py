@@ -337,3 +337,7 @@ class Papers:
         )
         for rowid, blob in self._conn.execute(sql, [model, json.dumps(list(rowids))]):
             yield int(rowid), bytes(blob)
+
+    def data_version(self) -> int:
+        """SQLite's counter of commits by other connections (another process's writes)."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

@@ -179,14 +179,8 @@ class FakeDestinationWithoutLookup:
 class FakeDestination(FakeDestinationWithoutLookup):
     """A recording platform that can also say whether it already holds a message."""
 
-    def __init__(
-        self,
-        platform: str = "console",
-        clock: Callable[[], datetime] | None = None,
-        per_message: int | None = None,
-    ) -> None:
-        super().__init__(platform, clock, per_message)
-        self._lookup_failures = 0
+    # Lookups that will fail before one answers (`fail_lookups` sets it on the instance).
+    _lookup_failures = 0
 
     def fail_lookups(self, times: int = 1) -> None:
         """The next `times` calls of find_posted raise TransientError."""

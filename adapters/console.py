@@ -18,6 +18,7 @@ from typing import TextIO
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from bot.commands import Command, parse_command
 from bot.errors import LookupUnavailable
 from bot.markup import plain
 from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
@@ -25,12 +26,7 @@ from bot.service import PaperBot
 
 USER = "console"
 CALLER = Caller(
-    platform="console",
-    user_id=USER,
-    channel_id="console",
-    workspace="",
-    can_manage_channel=True,
-    user_name="you",
+    platform="console", user_id=USER, channel_id="console", workspace="", can_manage_channel=True
 )
 PROMPT = "papers> "
 
@@ -42,6 +38,11 @@ def strip_command(line: str) -> str:
         if text.lower() == prefix or text.lower().startswith(prefix + " "):
             return text[len(prefix) :].strip()
     return text
+
+
+def command_of(line: str) -> Command:
+    """The command a typed line asks for, `/papers` or not."""
+    return parse_command(strip_command(line))
 
 
 def render_card(number: int, card: PaperCard) -> str:
@@ -127,7 +128,7 @@ async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:
     for line in lines:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        reply = await bot.handle(CALLER, strip_command(line))
+        reply = await bot.run(CALLER, command_of(line))
         out.write(render_reply(reply) + "\n\n")
     out.flush()
 
@@ -169,6 +170,6 @@ async def run_interactive(bot: PaperBot, session: PromptSession[str] | None = No
                 break
             if not line.strip():
                 continue
-            reply = await bot.handle(CALLER, strip_command(line))
+            reply = await bot.run(CALLER, command_of(line))
             print(render_reply(reply) + "\n", flush=True)
     print("Bye.")

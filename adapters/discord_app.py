@@ -47,11 +47,12 @@ from adapters.discord_embeds import (
     reply_messages,
 )
 from adapters.supervise import Permanent, Supervisor
-from bot.commands import Command
+from bot.commands import Command, SettingsField
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
+from bot.topics import MAX_TOPIC_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,6 @@ def caller_of(interaction: discord.Interaction[Any]) -> Caller:
         channel_id=str(interaction.channel_id or "") if in_guild else "",
         workspace=str(interaction.guild_id or ""),
         can_manage_channel=in_guild and (perms.manage_guild or perms.manage_channels),
-        user_name=interaction.user.name,
     )
 
 
@@ -144,6 +144,14 @@ async def run_command(interaction: discord.Interaction[Any], command: Command) -
     async with asyncio.timeout(COMMAND_SECONDS):
         reply = await _bot(interaction).run(caller_of(interaction), command)
     await send_reply(interaction, reply)
+
+
+# What each button kind asks of the core; the button's value is the command's argument.
+BUTTON_ACTIONS: dict[str, Literal["subscribe", "more", "mute"]] = {
+    "sub": "subscribe",
+    "more": "more",
+    "mute": "mute",
+}
 
 
 def _what(interaction: discord.Interaction[Any]) -> str:
@@ -209,20 +217,9 @@ class PaperButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Act on the click for whoever clicked, ephemerally."""
         try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            async with asyncio.timeout(COMMAND_SECONDS):
-                reply = await self._act(interaction)
-            await send_reply(interaction, reply)
+            await run_command(interaction, Command(BUTTON_ACTIONS[self.kind], arg=self.value))
         except Exception as error:  # discord.py only logs a DynamicItem's errors: answer here
             await apologise(interaction, error)
-
-    async def _act(self, interaction: discord.Interaction[Any]) -> Reply:
-        bot, caller = _bot(interaction), caller_of(interaction)
-        if self.kind == "sub":
-            return await bot.run(caller, Command("subscribe", arg=self.value))
-        if self.kind == "more":
-            return await bot.more_like(caller, self.value)
-        return await bot.mute(caller, self.value)
 
 
 def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
@@ -265,8 +262,7 @@ async def _own(interaction: discord.Interaction[Any], current: str, channel: boo
     return await _always_choices(interaction, find())
 
 
-Topic = app_commands.Range[str, 1, 300]
-SettingsField = Literal["time", "tz", "days", "max", "pause", "resume"]
+Topic = app_commands.Range[str, 1, MAX_TOPIC_CHARS]
 TOPIC_HELP = 'A topic: kv-cache, MoE, "flash attention", quantization -diffusion, author:"Name"'
 FIELD_HELP = "What to change: time (9:30), tz (Europe/Berlin), days (mon-fri), max (1-50)"
 

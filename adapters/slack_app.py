@@ -16,11 +16,13 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -37,6 +39,7 @@ from adapters.slack_blocks import (
     reply_messages,
     section,
 )
+from bot.commands import Action, Command, parse_command
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
@@ -61,10 +64,15 @@ HISTORY_INTERVAL_SECONDS = 60.0
 HISTORY_PAGE = 15
 # What crash recovery needs to look a digest message up, by where digests go.
 RECOVERY_SCOPES = ("im:history", "channels:history", "groups:history")
-# Commands after which the App Home view is out of date.
-CHANGES_HOME = frozenset(
-    {"subscribe", "sub", "unsubscribe", "unsub", "settings", "pause", "resume"}
-)
+# What each button asks of the core; the button's value is the command's argument (a topic,
+# the look-up's query, or a paper id).
+BUTTON_ACTIONS: dict[str, Action] = {
+    "subscribe_topic": "subscribe",
+    "not_relevant": "mute",
+    "more_like_this": "more",
+    "share_lookup": "lookup",
+}
+SHARE = "share_lookup"
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -244,6 +252,35 @@ def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
 Listener = Callable[..., Awaitable[None]]
 
 
+def _id(value: Any) -> str:
+    # Commands name users, channels and teams by id; actions by an object holding the id.
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def caller_of(body: dict[str, Any]) -> Caller:
+    """Who is asking and where, from any payload: a command, an action or an event.
+
+    Whether the caller may manage the channel is left False: it costs a look-up, made only for
+    a command that needs it (`SlackAdapter._answer`).
+    """
+    event = body.get("event") or {}
+    user = body.get("user_id") or _id(body.get("user")) or _id(event.get("user"))
+    channel = body.get("channel_id") or _id(body.get("channel"))
+    team = body.get("team_id") or _id(body.get("team"))
+    return Caller("slack", str(user), str(channel), str(team))
+
+
+def command_of(body: dict[str, Any]) -> Command | None:
+    """What a payload asks the core: the `/papers` text parsed once, or a button's command."""
+    if body.get("command"):
+        return parse_command(str(body.get("text") or ""))
+    actions = body.get("actions") or []
+    action = BUTTON_ACTIONS.get(str(actions[0].get("action_id"))) if actions else None
+    return Command(action, arg=str(actions[0].get("value", ""))) if action else None
+
+
 class SlackAdapter:
     """The `/papers` command, buttons and App Home, wired to the core.
 
@@ -274,11 +311,10 @@ class SlackAdapter:
         self.bot = bot
         self.client = client
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        self.app.middleware(self._identify)
         self.app.command("/papers")(self._answering(self._command))
-        self.app.action("subscribe_topic")(self._answering(self._subscribe_button))
-        self.app.action("not_relevant")(self._answering(self._not_relevant_button))
-        self.app.action("more_like_this")(self._answering(self._more_like_button))
-        self.app.action("share_lookup")(self._answering(self._share_button))
+        for action_id in BUTTON_ACTIONS:
+            self.app.action(action_id)(self._answering(self._button))
         self.app.event("app_home_opened")(self._answering(self._home_opened))
         self.app.event("member_joined_channel")(self._answering(self._member_joined))
         self.app.error(self._on_error)
@@ -355,6 +391,17 @@ class SlackAdapter:
             return
         supervisor.ok()
 
+    @staticmethod
+    async def _identify(
+        body: dict[str, Any], context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Bolt middleware: the caller, and the command when there is one, for every listener."""
+        context["caller"] = caller_of(body)
+        command = command_of(body)
+        if command is not None:
+            context["command"] = command
+        await next_()
+
     async def _can_manage(self, user_id: str, channel_id: str) -> bool:
         if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):
             return True
@@ -366,27 +413,46 @@ class SlackAdapter:
         user = info.get("user") or {}
         return bool(user.get("is_admin") or user.get("is_owner"))
 
-    async def _caller(self, body: dict[str, Any], text: str = "") -> Caller:
-        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
-        channel = body.get("channel_id") or (body.get("channel") or {}).get("id", "")
-        team = body.get("team_id") or (body.get("team") or {}).get("id", "")
-        manager = text.strip().lower().startswith("channel") and await self._can_manage(
-            str(user), str(channel)
-        )
-        return Caller("slack", str(user), str(channel), str(team), can_manage_channel=manager)
+    # The listeners ask for `body` (unused) so that `_answering` can answer their failure.
 
-    async def _command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+    async def _command(
+        self, ack: Any, body: dict[str, Any], context: AsyncBoltContext, respond: Any
+    ) -> None:
         await ack()  # within 3 seconds, always: the work happens after
-        text = str(body.get("text") or "")
-        caller = await self._caller(body, text)
-        reply = await self.bot.handle(caller, text)
-        await self._respond(respond, reply, shareable=True)
-        if text.split()[:1] and text.split()[0].lower() in CHANGES_HOME and not reply.error:
+        await self._answer(context, respond, shareable=True)
+
+    async def _button(
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: Any,
+        action: dict[str, Any],
+    ) -> None:
+        await ack()
+        await self._answer(context, respond, share=action.get("action_id") == SHARE)
+
+    async def _answer(
+        self, context: AsyncBoltContext, respond: Any, shareable: bool = False, share: bool = False
+    ) -> None:
+        """Run the payload's command for its caller and answer; App Home follows any change."""
+        caller: Caller = context["caller"]
+        command: Command = context["command"]
+        if command.needs_channel_permission:
+            # Asked after the ack, not in the middleware: users.info must not hold up the 3 s.
+            manager = await self._can_manage(caller.user_id, caller.channel_id)
+            caller = replace(caller, can_manage_channel=manager)
+        reply = await self.bot.run(caller, command)
+        if share:
+            await self._respond(respond, shared(reply, command.arg), public=not reply.error)
+        else:
+            await self._respond(respond, reply, shareable=shareable)
+        if command.changes_subscriptions and not command.channel and not reply.error:
             await self.publish_home(caller)
 
     async def publish_home(self, caller: Caller) -> None:
         """Show the user's topics and settings on the App Home tab."""
-        reply = await self.bot.handle(caller, "list")
+        reply = await self.bot.run(caller, Command("list"))
         blocks = [header("Your paper digest"), *reply_messages(reply)[0]]
         blocks.append(section("`/papers help` lists every command."))
         try:
@@ -403,11 +469,10 @@ class SlackAdapter:
                 "slack", str(event.get("channel")), str(event["inviter"])
             )
 
-    async def _home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def _home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        team = str(body.get("team_id") or "")
-        await self.publish_home(Caller("slack", str(event.get("user", "")), "", team))
+        await self.publish_home(context["caller"])
 
     @staticmethod
     async def _respond(
@@ -417,31 +482,12 @@ class SlackAdapter:
         for blocks in reply_messages(reply, shareable=shareable):
             await respond(blocks=blocks, text=fallback_text(blocks), response_type=response_type)
 
-    async def _share_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        query = str(body["actions"][0].get("value", ""))
-        caller = await self._caller(body)
-        reply = await self.bot.handle(caller, "search " + query)
-        shared = Reply(
-            f"Papers for `{query}` (shared from a look-up):" if not reply.error else reply.text,
-            cards=reply.cards,
-            error=reply.error,
-            subscribe_topic=reply.subscribe_topic,
-        )
-        await self._respond(respond, shared, public=not reply.error)
 
-    async def _subscribe_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        topic = str(body["actions"][0].get("value", ""))
-        reply = await self.bot.handle(await self._caller(body), f"subscribe {topic}")
-        await self._respond(respond, reply)
-
-    async def _not_relevant_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        paper_id = str(body["actions"][0].get("value", ""))
-        await self._respond(respond, await self.bot.mute(await self._caller(body), paper_id))
-
-    async def _more_like_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        paper_id = str(body["actions"][0].get("value", ""))
-        await self._respond(respond, await self.bot.more_like(await self._caller(body), paper_id))
+def shared(reply: Reply, query: str) -> Reply:
+    """A look-up's reply as the Share button posts it in the channel."""
+    return Reply(
+        f"Papers for `{query}` (shared from a look-up):" if not reply.error else reply.text,
+        cards=reply.cards,
+        error=reply.error,
+        subscribe_topic=reply.subscribe_topic,
+    )

@@ -437,9 +437,6 @@ class BrokenBot(PaperBot):
     async def run(self, caller: Any, command: Any) -> Any:
         return await self._fail()
 
-    async def more_like(self, caller: Any, paper_id: str) -> Any:
-        return await self._fail()
-
     async def suggest_topics(self, platform: str, typed: str, limit: int) -> Any:
         return await self._fail()
 

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes
 from bot.backup import BackupError, backup
+from bot.commands import Command
 from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
@@ -119,7 +120,7 @@ async def test_healthz_and_metrics_over_http(runner: StoreRunner) -> None:
     app = web.Application()
     add_ops_routes(app, health)
     bot = PaperBot(runner, clock=lambda: NOW)
-    await bot.handle(Caller("slack", "U1"), "help")
+    await bot.run(Caller("slack", "U1"), Command("help"))
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         ok = await client.get("/healthz")
         assert ok.status == 200 and (await ok.json()) == {"status": "ok", "store": "ok"}

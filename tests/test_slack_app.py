@@ -177,10 +177,7 @@ async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
 class FailingBot(PaperBot):
     """The core raising under a listener, after the ack."""
 
-    async def handle(self, caller: Any, text: str) -> Any:
-        raise RuntimeError("the store is on fire")
-
-    async def mute(self, caller: Any, paper_id: str) -> Any:
+    async def run(self, caller: Any, command: Any) -> Any:
         raise RuntimeError("the store is on fire")
 
 
@@ -401,6 +398,31 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
     headers = {**signed(raw), "Content-Type": "application/json"}
     assert await post(server, raw, headers) == 200
     await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)
+
+
+@pytest.mark.parametrize("text", ["follow LoRA", "unfollow 1", "pause", "settings tz UTC"])
+async def test_every_form_that_changes_topics_or_settings_refreshes_app_home(
+    app_server, fake_slack: FakeSlack, text: str
+) -> None:  # type: ignore[no-untyped-def]
+    # Regression: the adapter used to guess from the first word, and missed `follow`.
+    server, _runner = app_server
+    for typed in ("subscribe MoE", text):
+        body = command(fake_slack, typed)
+        await post(server, body, signed(body))
+    await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)
+    assert len(fake_slack.of("respond")) == 2
+
+
+async def test_a_look_up_or_a_refused_change_leaves_app_home_alone(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    for typed in ("kv-cache", "list", "settings", "follow", "settings max 0"):
+        body = command(fake_slack, typed)
+        await post(server, body, signed(body))
+    await wait_for(lambda: len(fake_slack.of("respond")) == 5)
+    await asyncio.sleep(0.1)
+    assert not fake_slack.of("views.publish")
 
 
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:

@@ -1,8 +1,10 @@
-"""The full `paperbot` command: the core's commands plus those that start adapters.
+"""The `paperbot` command: one click group, the composition root of the whole bot.
 
-The composition root lives here, above both `bot/` and `adapters/`, because the core must never
-import an adapter: `bot.cli` defines the core commands (import, search, match, ingest) and this
-module adds `run` and `console`, which wire the store, the scheduler and the chat adapters.
+It lives here, above both `bot/` and `adapters/`, because the core must never import an adapter.
+The group is composed at the end of this module, each command registered explicitly from the
+module that defines it: the core's (`bot.cli`: import, search, match, ingest, reindex, backup)
+and this module's (run, console, doctor, health, discord-invite), which wire the store, the
+scheduler and the chat adapters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,8 +26,10 @@ from aiohttp import web
 from adapters.console import ConsoleDestination, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, healthz_url, serve
 from adapters.supervise import Supervisor
-from bot.cli import cli, open_store
-from bot.config import Settings
+from bot import cli as core
+from bot import logs
+from bot.cli import open_store
+from bot.config import Settings, load_settings
 from bot.digest import Destination, DigestRunner
 from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
@@ -46,6 +51,22 @@ def _quiet_console_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@click.group()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database file (default: $PAPERBOT_DB or data/paperbot.db).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path | None) -> None:
+    """paperbot: a research-paper digest bot for Slack, Discord and the terminal."""
+    overrides: dict[str, Any] = {"db_path": db_path} if db_path else {}
+    settings = load_settings(**overrides)
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    ctx.obj = settings
+
+
 async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
     """Fill an empty store with the bundled sample corpus; returns what to tell the user."""
 
@@ -58,7 +79,7 @@ async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
     return await runner.call(load)
 
 
-@cli.command("console")
+@click.command("console")
 @click.pass_obj
 def console_command(settings: Settings) -> None:
     """Answer `/papers ...` lines from standard input as the user `console`, then exit."""
@@ -79,7 +100,7 @@ def console_command(settings: Settings) -> None:
     asyncio.run(main())
 
 
-@cli.command("run")
+@click.command("run")
 @click.pass_obj
 def run_command(settings: Settings) -> None:
     """Start the scheduler, ingestion and every adapter whose credentials are set."""
@@ -302,7 +323,7 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
         await task
 
 
-@cli.command("doctor")
+@click.command("doctor")
 @click.pass_obj
 def doctor_command(settings: Settings) -> None:
     """Check the configuration, database, port and sources; exit 1 if something blocks a start."""
@@ -317,7 +338,7 @@ def doctor_command(settings: Settings) -> None:
     click.echo("paperbot run can start.")
 
 
-@cli.command("health")
+@click.command("health")
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for an answer.")
 @click.pass_obj
 def health_command(settings: Settings, timeout: float) -> None:
@@ -333,7 +354,7 @@ def health_command(settings: Settings, timeout: float) -> None:
         raise SystemExit(1)
 
 
-@cli.command("discord-invite")
+@click.command("discord-invite")
 @click.option("--client-id", type=int, help="Application id (default: read from DISCORD_TOKEN).")
 @click.pass_obj
 def discord_invite_command(settings: Settings, client_id: int | None) -> None:
@@ -347,10 +368,19 @@ def discord_invite_command(settings: Settings, client_id: int | None) -> None:
     click.echo(invite_url(client_id))
 
 
+cli.add_command(core.import_command)
+cli.add_command(core.search_command)
+cli.add_command(core.match_command)
+cli.add_command(core.ingest_command)
+cli.add_command(core.reindex_command)
+cli.add_command(core.backup_command)
+cli.add_command(run_command)
+cli.add_command(console_command)
+cli.add_command(doctor_command)
+cli.add_command(health_command)
+cli.add_command(discord_invite_command)
+
+
 def main() -> None:
-    """Entry point of the `paperbot` console script."""
+    """Entry point of the `paperbot` console script (and of `python -m adapters`)."""
     cli(prog_name="paperbot")
-
-
-if __name__ == "__main__":
-    main()

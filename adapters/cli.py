@@ -10,7 +10,6 @@ scheduler and the chat adapters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -23,14 +22,14 @@ import click
 import httpx
 from aiohttp import web
 
-from adapters.console import ConsoleDestination, run_interactive, run_lines
+from adapters.base import Adapter, Misconfigured
+from adapters.console import ConsoleAdapter, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, healthz_url, serve
-from adapters.supervise import Supervisor
 from bot import cli as core
 from bot import logs
 from bot.cli import open_store
 from bot.config import Settings, load_settings
-from bot.digest import Destination, DigestRunner
+from bot.digest import DigestRunner
 from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
@@ -120,8 +119,6 @@ async def _first_start(runner: StoreRunner) -> None:
 
 
 FALLBACK_SECONDS = 4.0
-# Start-up checks that run beside the bot (kept referenced so they are not collected).
-_background: set[asyncio.Task[None]] = set()
 
 
 async def _run(settings: Settings) -> None:
@@ -137,23 +134,28 @@ async def _run(settings: Settings) -> None:
         return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
 
     bot = PaperBot(runner, fallback=fallback)
-    adapters = Adapters()
-    destinations: dict[str, Destination] = {}
+    registry = Adapters()
     stoppers: list[Callable[[], Awaitable[Any]]] = []
-    slack_web: web.Application | None = None
     scheduler = None
     digests: DigestRunner | None = None
     try:
-        if settings.slack_bot_token:
-            stop, slack_web = await _start_slack(settings, bot, destinations, adapters)
-            stoppers.append(stop)
-        if settings.discord_token:
-            stoppers.append(await _start_discord(settings, bot, destinations, adapters))
-        chat = bool(destinations)
+        try:
+            adapters = _chat_adapters(settings, bot, registry)
+        except Misconfigured as exc:
+            raise click.UsageError(str(exc)) from exc
+        chat = bool(adapters)
         if not chat:
             click.echo("No chat tokens are set: starting the console adapter.")
-            destinations["console"] = ConsoleDestination()
-        digests = DigestRunner(runner, destinations)
+            adapters = [ConsoleAdapter()]
+        web_app = web.Application()
+        # Adapters that take requests over HTTP (Slack's HTTP mode) share the ops server.
+        served = [adapter.platform.capitalize() for adapter in adapters if adapter.mount(web_app)]
+        for adapter in adapters:
+            stoppers.append(adapter.stop)
+            started = await adapter.start()
+            if started:
+                click.echo(started)
+        digests = DigestRunner(runner, {a.platform: a.destination for a in adapters})
 
         async def ingest() -> None:
             await run_ingest(settings, runner, datetime.now(UTC))
@@ -168,22 +170,20 @@ async def _run(settings: Settings) -> None:
                 datetime.now(UTC),
                 started_at,
                 settings.ingest_interval_minutes,
-                adapters=adapters,
+                adapters=registry,
             )
 
-        web_app = slack_web or web.Application()
         add_ops_routes(web_app, health)
         try:
             stoppers.append((await serve(web_app, settings.http_host, settings.http_port)).cleanup)
             where = f"http://{settings.http_host}:{settings.http_port}"
-            click.echo(
-                f"Serving {where}/healthz and /metrics" + (" and Slack" if slack_web else "")
-            )
+            also = "".join(f" and {name}" for name in served)
+            click.echo(f"Serving {where}/healthz and /metrics{also}")
         except OSError as exc:
-            if slack_web is not None:
+            if served:
                 raise click.ClickException(
-                    f"Slack HTTP mode cannot listen on {settings.http_host}:{settings.http_port}: "
-                    f"{exc.strerror}. Set PAPERBOT_HTTP_PORT."
+                    f"{served[0]} HTTP mode cannot listen on {settings.http_host}:"
+                    f"{settings.http_port}: {exc.strerror}. Set PAPERBOT_HTTP_PORT."
                 ) from exc
             log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
         await _first_start(runner)
@@ -193,7 +193,7 @@ async def _run(settings: Settings) -> None:
             if not chat:
                 click.echo("No terminal either: running headless (ingest, /healthz, /metrics).")
             # For the container's log: the start and the stop of a process nobody watches.
-            log.info("paperbot is running: %s", ", ".join(sorted(destinations)))
+            log.info("paperbot is running: %s", ", ".join(sorted(a.platform for a in adapters)))
             await stop_signal.wait()
             log.info("paperbot is stopping")
         else:
@@ -246,81 +246,21 @@ class _StopSignal:
         click.echo("Stopping.")
 
 
-async def _start_slack(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
-) -> tuple[Callable[[], Awaitable[Any]], web.Application | None]:
-    """Start the Slack adapter: Socket Mode with an app token, else the HTTP app to serve.
+def _chat_adapters(settings: Settings, bot: PaperBot, registry: Adapters) -> list[Adapter]:
+    """The chat adapters whose credentials are set, built but not started.
 
-    Returns its stop and, in HTTP mode, the aiohttp application the ops server must serve.
-    Socket Mode connects in the background, so a slow or failing Slack delays nothing else.
+    Each platform's module (and library: bolt, discord.py) is imported only when it is used.
     """
-    from adapters.slack_app import SlackAdapter, SlackDestination, log_guarantee, web_client
+    found: list[Adapter] = []
+    if settings.slack_bot_token:
+        from adapters.slack_app import slack_adapter
 
-    assert settings.slack_bot_token is not None
-    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    signing = settings.slack_signing_secret
-    secret = signing.get_secret_value() if signing else ""
-    if not settings.slack_app_token and not secret:
-        raise click.UsageError("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
-    adapter = SlackAdapter(bot, client, secret or "socket-mode")
-    destinations["slack"] = SlackDestination(client, settings.slack_history_interval_seconds)
-    # In the background: a slow Slack must not hold up the start.
-    _background.add(asyncio.create_task(log_guarantee(client), name="slack-scopes"))
-    if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        found.append(slack_adapter(settings, bot, registry))
+    if settings.discord_token:
+        from adapters.discord_app import discord_adapter
 
-        handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
-        connecting = asyncio.create_task(
-            adapter.connect_socket_mode(handler, Supervisor("slack", adapters)),
-            name="slack-socket-mode",
-        )
-        click.echo("Slack adapter starting (Socket Mode).")
-
-        async def stop() -> None:
-            await _cancelled(connecting)
-            await handler.close_async()  # type: ignore[no-untyped-call]
-
-        return stop, None
-    adapters.set("slack", "ok")
-    click.echo("Slack adapter started (HTTP mode, at /slack/events).")
-    return _nothing_to_stop, adapter.app.web_app(path="/slack/events")
-
-
-async def _nothing_to_stop() -> None:
-    """The HTTP-mode Slack adapter holds nothing open: the ops server serves it."""
-
-
-async def _start_discord(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
-) -> Callable[[], Awaitable[Any]]:
-    """Start the Discord adapter in the background (log in, sync, gateway); returns its stop.
-
-    Nothing waits for Discord: a failing or slow Discord is retried (or given up with one
-    ERROR line) while Slack, digests, ingest and /healthz carry on.
-    """
-    from adapters.discord_app import DiscordDestination, PaperbotClient, run_discord
-
-    assert settings.discord_token is not None
-    client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=adapters)
-    token = settings.discord_token.get_secret_value()
-    running = asyncio.create_task(
-        run_discord(client, token, Supervisor("discord", adapters)), name="discord"
-    )
-    destinations["discord"] = DiscordDestination(client)
-    click.echo("Discord adapter starting (log in, command sync, gateway).")
-
-    async def stop() -> None:
-        await _cancelled(running)
-        await client.close()
-
-    return stop
-
-
-async def _cancelled(task: asyncio.Task[Any]) -> None:
-    """Cancel a background task and wait until it has finished."""
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+        found.append(discord_adapter(settings, bot, registry))
+    return found
 
 
 @click.command("doctor")

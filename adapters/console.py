@@ -18,6 +18,7 @@ from typing import TextIO
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from adapters.base import Adapter
 from bot.commands import Command, parse_command
 from bot.errors import LookupUnavailable
 from bot.markup import plain
@@ -121,6 +122,22 @@ class ConsoleDestination:
     ) -> str | None:
         """A terminal keeps no history to ask: a digest cut by a crash is printed again."""
         raise LookupUnavailable("a terminal keeps no history")
+
+
+class ConsoleAdapter(Adapter):
+    """The terminal: digests print; the prompt (`run_interactive`) runs in the foreground."""
+
+    platform = "console"
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.destination = ConsoleDestination(out)
+
+    async def start(self) -> str:
+        """Nothing to connect to."""
+        return ""
+
+    async def stop(self) -> None:
+        """Nothing to let go of."""
 
 
 async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:

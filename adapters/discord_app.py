@@ -39,6 +39,7 @@ import discord
 from discord import app_commands
 from discord.utils import MISSING
 
+from adapters.base import Adapter
 from adapters.discord_embeds import (
     Message,
     digest_marker,
@@ -46,8 +47,9 @@ from adapters.discord_embeds import (
     has_marker,
     reply_messages,
 )
-from adapters.supervise import Permanent, Supervisor
+from adapters.supervise import Permanent, Supervisor, cancelled
 from bot.commands import Command, SettingsField
+from bot.config import Settings
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
@@ -588,3 +590,39 @@ class DiscordDestination:
         if reason is not None:
             log.warning("discord destination %s is gone: %s", subscriber.label, reason)
             raise DestinationGone(f"{reason} ({exc.code})") from exc
+
+
+class DiscordAdapter(Adapter):
+    """The Discord client, started in the background (`run_discord`), and its destination."""
+
+    platform = "discord"
+
+    def __init__(self, client: PaperbotClient, token: str) -> None:
+        self.client = client
+        self.destination = DiscordDestination(client)
+        self._token = token
+        self._running: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        """Log in, sync and connect in the background: nothing waits for Discord."""
+        supervisor = Supervisor(self.platform, self.client.adapters)
+        running = run_discord(self.client, self._token, supervisor)
+        self._running = asyncio.create_task(running, name="discord")
+        return "Discord adapter starting (log in, command sync, gateway)."
+
+    async def stop(self) -> None:
+        """Stop the start-up or the gateway, and close the client."""
+        if self._running is not None:
+            await cancelled(self._running)
+        await self.client.close()
+
+
+def discord_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> DiscordAdapter:
+    """The Discord adapter as the settings describe it.
+
+    A failing or slow Discord is retried (or given up with one ERROR line) while Slack,
+    digests, ingest and /healthz carry on.
+    """
+    assert settings.discord_token is not None
+    client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=registry)
+    return DiscordAdapter(client, settings.discord_token.get_secret_value())

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -31,6 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import supervise
+from adapters.base import Adapter, Misconfigured
 from adapters.slack_blocks import (
     MAX_BLOCKS,
     digest_messages,
@@ -40,7 +42,9 @@ from adapters.slack_blocks import (
     section,
 )
 from bot.commands import Action, Command, parse_command
+from bot.config import Settings
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
+from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -249,6 +253,25 @@ def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
     return PostRejected(f"slack answered {error}")
 
 
+def slack_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> SlackAdapter:
+    """The Slack adapter as the settings describe it: Socket Mode with an app token, else HTTP."""
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else ""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if not app_token and not secret:
+        raise Misconfigured("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
+    return SlackAdapter(
+        bot,
+        client,
+        secret or "socket-mode",
+        app_token=app_token,
+        registry=registry,
+        history_interval=settings.slack_history_interval_seconds,
+    )
+
+
 Listener = Callable[..., Awaitable[None]]
 
 
@@ -281,8 +304,8 @@ def command_of(body: dict[str, Any]) -> Command | None:
     return Command(action, arg=str(actions[0].get("value", ""))) if action else None
 
 
-class SlackAdapter:
-    """The `/papers` command, buttons and App Home, wired to the core.
+class SlackAdapter(Adapter):
+    """The `/papers` command, buttons and App Home, wired to the core; digests by its destination.
 
     A listener that fails is answered (ephemerally, through the payload's response_url when it
     has one) and logged once, by `_on_error`, Bolt's global error handler.
@@ -302,14 +325,27 @@ class SlackAdapter:
         }
     )
 
+    platform = "slack"
+    PATH = "/slack/events"
+
     def __init__(
         self,
         bot: PaperBot,
         client: AsyncWebClient,
         signing_secret: str,
+        *,
+        app_token: str | None = None,
+        registry: Adapters | None = None,
+        history_interval: float = HISTORY_INTERVAL_SECONDS,
     ) -> None:
         self.bot = bot
         self.client = client
+        # With an app-level token Slack is reached by Socket Mode, else it posts to PATH.
+        self.app_token = app_token
+        self.registry = registry or Adapters()
+        self.destination = SlackDestination(client, history_interval)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._socket: AsyncSocketModeHandler | None = None
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
         self.app.middleware(self._identify)
         self.app.command("/papers")(self._answering(self._command))
@@ -359,6 +395,33 @@ class SlackAdapter:
             except Exception as exc:
                 untold = f"; the user could not be told: {exc!r}"
         log.error("slack %s failed: %r%s", self._listener(body), error, untold, exc_info=error)
+
+    def mount(self, web_app: web.Application) -> bool:
+        """In HTTP mode, Slack's requests arrive at PATH on the bot's server (with /healthz)."""
+        if self.app_token:
+            return False
+        web_app.router.add_post(self.PATH, self.app.server(path=self.PATH).handle_post_requests)
+        return True
+
+    async def start(self) -> str:
+        """Connect Socket Mode in the background, or be ready for HTTP mode's requests."""
+        # In the background: a slow Slack must not hold up the start.
+        self._tasks.append(asyncio.create_task(log_guarantee(self.client), name="slack-scopes"))
+        if not self.app_token:
+            self.registry.set(self.platform, "ok")
+            return f"Slack adapter started (HTTP mode, at {self.PATH})."
+        self._socket = AsyncSocketModeHandler(self.app, self.app_token)
+        supervisor = supervise.Supervisor(self.platform, self.registry)
+        connecting = self.connect_socket_mode(self._socket, supervisor)
+        self._tasks.append(asyncio.create_task(connecting, name="slack-socket-mode"))
+        return "Slack adapter starting (Socket Mode)."
+
+    async def stop(self) -> None:
+        """Stop connecting (or the connection) and the scope check."""
+        for task in reversed(self._tasks):
+            await supervise.cancelled(task)
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
 
     async def connect_socket_mode(
         self, handler: AsyncSocketModeHandler, supervisor: supervise.Supervisor

@@ -152,7 +152,9 @@ async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
 ) -> None:
     import logging
 
-    from adapters.cli import _start_slack
+    from aiohttp import web
+
+    from adapters.slack_app import slack_adapter
     from bot.config import Settings
     from bot.health import Adapters, AdapterState
 
@@ -162,15 +164,17 @@ async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
     fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
     runner = StoreRunner(Store.open(":memory:"))
     adapters = Adapters()
-    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
-    assert web_app is None and adapters.get("slack") == AdapterState("starting")
+    adapter = slack_adapter(Settings(), PaperBot(runner), adapters)
+    assert not adapter.mount(web.Application())  # Socket Mode: no HTTP route
+    await adapter.start()
+    assert adapters.get("slack") == AdapterState("starting")
     await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
     reason = adapters.get("slack").reason  # type: ignore[union-attr]
     assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
     assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"slack adapter stopped: {reason}"]
-    await stop()
+    await adapter.stop()
     await runner.close()
 
 

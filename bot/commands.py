@@ -47,19 +47,11 @@ class CommandError(PaperbotError):
     """A command that cannot be carried out as typed; the message says what to do instead."""
 
 
-Action = Literal[
-    "lookup",
-    "subscribe",
-    "unsubscribe",
-    "list",
-    "digest",
-    "settings",
-    "help",
-    "mute",
-    "more",
-    "unknown",
-    "invalid",
-]
+# What a command does: what `/papers` text (and Discord's subcommands) can ask, what only
+# buttons ask ("not relevant", "more like this"), and text that is no command.
+TypedAction = Literal["lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help"]
+ButtonAction = Literal["mute", "more"]
+Action = TypedAction | ButtonAction | Literal["unknown", "invalid"]
 SettingsField = Literal["time", "tz", "days", "max", "pause", "resume"]
 SETTINGS_FIELDS: tuple[SettingsField, ...] = get_args(SettingsField)
 

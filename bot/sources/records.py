@@ -149,4 +149,3 @@ def paper_from_hf(item: Any) -> Paper:
         ai_keywords=_str_list(paper.get("ai_keywords"), "ai_keywords"),
         sources=("hf",),
     )
-

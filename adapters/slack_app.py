@@ -1,8 +1,10 @@
 """Slack adapter on slack-bolt's AsyncApp: `/papers`, buttons, and digests by DM or channel.
 
 Thin by design: it turns Slack payloads into core calls (`PaperBot`) and core replies into
-Block Kit (`adapters.slack_blocks`). `/papers` is acked at once and answered afterwards,
-ephemerally. Web API calls retry on 429 (honouring Retry-After) and connection errors.
+Block Kit (`adapters.slack_blocks`). A bolt middleware makes each payload's `Caller` and
+`Command` (the `/papers` text parsed once, or a button's) for every listener. `/papers` is acked
+at once and answered afterwards, ephemerally. Web API calls retry on 429 (honouring
+Retry-After) and connection errors.
 
 Channel subscriptions: a workspace admin or owner (Slack's `users.info`) or the person who
 added the bot to the channel (the `member_joined_channel` event's inviter) may change them.

@@ -405,7 +405,7 @@ class Handler:
         """ "More like this": papers like one the caller was shown, less those they muted."""
         paper = self.store.get_paper(paper_id)
         if paper is None:
-            raise CommandError(UNKNOWN_PAPER)
+            return Reply(UNKNOWN_PAPER, error=True)
         hits = self._unmuted(caller, lambda limit: like_paper(self.store, paper, limit, now.date()))
         if not hits:
             return Reply(f"I have nothing else like “{paper.title}” yet.")
@@ -416,7 +416,7 @@ class Handler:
         subscriber = self._subscriber(caller, channel=False, now=now)
         paper = self.store.get_paper(paper_id)
         if paper is None:
-            raise CommandError(UNKNOWN_PAPER)
+            return Reply(UNKNOWN_PAPER, error=True)
         self.subs.mute(subscriber.id, paper_id, now)
         return Reply(f"Got it: I won't show you “{paper.title}” again.")
 

@@ -1,31 +1,35 @@
-"""The full `paperbot` command: the core's commands plus those that start adapters.
+"""The `paperbot` command: one click group, the composition root of the whole bot.
 
-The composition root lives here, above both `bot/` and `adapters/`, because the core must never
-import an adapter: `bot.cli` defines the core commands (import, search, match, ingest) and this
-module adds `run` and `console`, which wire the store, the scheduler and the chat adapters.
+It lives here, above both `bot/` and `adapters/`, because the core must never import an adapter.
+The group is composed at the end of this module, each command registered explicitly from the
+module that defines it: the core's (`bot.cli`: import, search, match, ingest, reindex, backup)
+and this module's (run, console, doctor, health, discord-invite), which wire the store, the
+scheduler and the chat adapters.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 from aiohttp import web
 
-from adapters.console import ConsoleDestination, run_interactive, run_lines
+from adapters.base import Adapter, Misconfigured
+from adapters.console import ConsoleAdapter, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, healthz_url, serve
-from adapters.supervise import Supervisor
-from bot.cli import cli, open_store
-from bot.config import Settings
-from bot.digests import Destination, DigestRunner
+from bot import cli as core
+from bot import logs
+from bot.cli import open_store
+from bot.config import Settings, load_settings
+from bot.digests import DigestRunner
 from bot.health import Adapters, Health, check_health
 from bot.importer import load_sample_corpus
 from bot.ingest import run_ingest
@@ -47,6 +51,22 @@ def _quiet_console_logs() -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@click.group()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite database file (default: $PAPERBOT_DB or data/paperbot.db).",
+)
+@click.pass_context
+def cli(ctx: click.Context, db_path: Path | None) -> None:
+    """paperbot: a research-paper digest bot for Slack, Discord and the terminal."""
+    overrides: dict[str, Any] = {"db_path": db_path} if db_path else {}
+    settings = load_settings(**overrides)
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    ctx.obj = settings
+
+
 async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
     """Fill an empty store with the bundled sample corpus; returns what to tell the user."""
 
@@ -59,7 +79,7 @@ async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
     return await runner.call(load)
 
 
-@cli.command("console")
+@click.command("console")
 @click.pass_obj
 def console_command(settings: Settings) -> None:
     """Answer `/papers ...` lines from standard input as the user `console`, then exit."""
@@ -80,7 +100,7 @@ def console_command(settings: Settings) -> None:
     asyncio.run(main())
 
 
-@cli.command("run")
+@click.command("run")
 @click.pass_obj
 def run_command(settings: Settings) -> None:
     """Start the scheduler, ingestion and every adapter whose credentials are set."""
@@ -100,8 +120,6 @@ async def _first_start(runner: StoreRunner) -> None:
 
 
 FALLBACK_SECONDS = 4.0
-# Start-up checks that run beside the bot (kept referenced so they are not collected).
-_background: set[asyncio.Task[None]] = set()
 
 
 async def _run(settings: Settings) -> None:
@@ -117,23 +135,28 @@ async def _run(settings: Settings) -> None:
         return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
 
     bot = PaperBot(runner, fallback=fallback)
-    adapters = Adapters()
-    destinations: dict[str, Destination] = {}
+    registry = Adapters()
     stoppers: list[Callable[[], Awaitable[Any]]] = []
-    slack_web: web.Application | None = None
     scheduler = None
     digests: DigestRunner | None = None
     try:
-        if settings.slack_bot_token:
-            stop, slack_web = await _start_slack(settings, bot, destinations, adapters)
-            stoppers.append(stop)
-        if settings.discord_token:
-            stoppers.append(await _start_discord(settings, bot, destinations, adapters))
-        chat = bool(destinations)
+        try:
+            adapters = _chat_adapters(settings, bot, registry)
+        except Misconfigured as exc:
+            raise click.UsageError(str(exc)) from exc
+        chat = bool(adapters)
         if not chat:
             click.echo("No chat tokens are set: starting the console adapter.")
-            destinations["console"] = ConsoleDestination()
-        digests = DigestRunner(runner, destinations)
+            adapters = [ConsoleAdapter()]
+        web_app = web.Application()
+        # Adapters that take requests over HTTP (Slack's HTTP mode) share the ops server.
+        served = [adapter.platform.capitalize() for adapter in adapters if adapter.mount(web_app)]
+        for adapter in adapters:
+            stoppers.append(adapter.stop)
+            started = await adapter.start()
+            if started:
+                click.echo(started)
+        digests = DigestRunner(runner, {a.platform: a.destination for a in adapters})
 
         async def ingest() -> None:
             await run_ingest(settings, runner, datetime.now(UTC))
@@ -148,22 +171,20 @@ async def _run(settings: Settings) -> None:
                 datetime.now(UTC),
                 started_at,
                 settings.ingest_interval_minutes,
-                adapters=adapters,
+                adapters=registry,
             )
 
-        web_app = slack_web or web.Application()
         add_ops_routes(web_app, health)
         try:
             stoppers.append((await serve(web_app, settings.http_host, settings.http_port)).cleanup)
             where = f"http://{settings.http_host}:{settings.http_port}"
-            click.echo(
-                f"Serving {where}/healthz and /metrics" + (" and Slack" if slack_web else "")
-            )
+            also = "".join(f" and {name}" for name in served)
+            click.echo(f"Serving {where}/healthz and /metrics{also}")
         except OSError as exc:
-            if slack_web is not None:
+            if served:
                 raise click.ClickException(
-                    f"Slack HTTP mode cannot listen on {settings.http_host}:{settings.http_port}: "
-                    f"{exc.strerror}. Set PAPERBOT_HTTP_PORT."
+                    f"{served[0]} HTTP mode cannot listen on {settings.http_host}:"
+                    f"{settings.http_port}: {exc.strerror}. Set PAPERBOT_HTTP_PORT."
                 ) from exc
             log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
         await _first_start(runner)
@@ -173,7 +194,7 @@ async def _run(settings: Settings) -> None:
             if not chat:
                 click.echo("No terminal either: running headless (ingest, /healthz, /metrics).")
             # For the container's log: the start and the stop of a process nobody watches.
-            log.info("paperbot is running: %s", ", ".join(sorted(destinations)))
+            log.info("paperbot is running: %s", ", ".join(sorted(a.platform for a in adapters)))
             await stop_signal.wait()
             log.info("paperbot is stopping")
         else:
@@ -226,84 +247,24 @@ class _StopSignal:
         click.echo("Stopping.")
 
 
-async def _start_slack(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
-) -> tuple[Callable[[], Awaitable[Any]], web.Application | None]:
-    """Start the Slack adapter: Socket Mode with an app token, else the HTTP app to serve.
+def _chat_adapters(settings: Settings, bot: PaperBot, registry: Adapters) -> list[Adapter]:
+    """The chat adapters whose credentials are set, built but not started.
 
-    Returns its stop and, in HTTP mode, the aiohttp application the ops server must serve.
-    Socket Mode connects in the background, so a slow or failing Slack delays nothing else.
+    Each platform's module (and library: bolt, discord.py) is imported only when it is used.
     """
-    from adapters.slack_app import SlackAdapter, SlackDestination, log_guarantee, web_client
+    found: list[Adapter] = []
+    if settings.slack_bot_token:
+        from adapters.slack_app import slack_adapter
 
-    assert settings.slack_bot_token is not None
-    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    signing = settings.slack_signing_secret
-    secret = signing.get_secret_value() if signing else ""
-    if not settings.slack_app_token and not secret:
-        raise click.UsageError("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
-    adapter = SlackAdapter(bot, client, secret or "socket-mode")
-    destinations["slack"] = SlackDestination(client, settings.slack_history_interval_seconds)
-    # In the background: a slow Slack must not hold up the start.
-    _background.add(asyncio.create_task(log_guarantee(client), name="slack-scopes"))
-    if settings.slack_app_token:
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+        found.append(slack_adapter(settings, bot, registry))
+    if settings.discord_token:
+        from adapters.discord_app import discord_adapter
 
-        handler = AsyncSocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
-        connecting = asyncio.create_task(
-            adapter.connect_socket_mode(handler, Supervisor("slack", adapters)),
-            name="slack-socket-mode",
-        )
-        click.echo("Slack adapter starting (Socket Mode).")
-
-        async def stop() -> None:
-            await _cancelled(connecting)
-            await handler.close_async()  # type: ignore[no-untyped-call]
-
-        return stop, None
-    adapters.set("slack", "ok")
-    click.echo("Slack adapter started (HTTP mode, at /slack/events).")
-    return _nothing_to_stop, adapter.app.web_app(path="/slack/events")
+        found.append(discord_adapter(settings, bot, registry))
+    return found
 
 
-async def _nothing_to_stop() -> None:
-    """The HTTP-mode Slack adapter holds nothing open: the ops server serves it."""
-
-
-async def _start_discord(
-    settings: Settings, bot: PaperBot, destinations: dict[str, Destination], adapters: Adapters
-) -> Callable[[], Awaitable[Any]]:
-    """Start the Discord adapter in the background (log in, sync, gateway); returns its stop.
-
-    Nothing waits for Discord: a failing or slow Discord is retried (or given up with one
-    ERROR line) while Slack, digests, ingest and /healthz carry on.
-    """
-    from adapters.discord_app import DiscordDestination, PaperbotClient, run_discord
-
-    assert settings.discord_token is not None
-    client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=adapters)
-    token = settings.discord_token.get_secret_value()
-    running = asyncio.create_task(
-        run_discord(client, token, Supervisor("discord", adapters)), name="discord"
-    )
-    destinations["discord"] = DiscordDestination(client)
-    click.echo("Discord adapter starting (log in, command sync, gateway).")
-
-    async def stop() -> None:
-        await _cancelled(running)
-        await client.close()
-
-    return stop
-
-
-async def _cancelled(task: asyncio.Task[Any]) -> None:
-    """Cancel a background task and wait until it has finished."""
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-@cli.command("doctor")
+@click.command("doctor")
 @click.pass_obj
 def doctor_command(settings: Settings) -> None:
     """Check the configuration, database, port and sources; exit 1 if something blocks a start."""
@@ -318,7 +279,7 @@ def doctor_command(settings: Settings) -> None:
     click.echo("paperbot run can start.")
 
 
-@cli.command("health")
+@click.command("health")
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for an answer.")
 @click.pass_obj
 def health_command(settings: Settings, timeout: float) -> None:
@@ -334,7 +295,7 @@ def health_command(settings: Settings, timeout: float) -> None:
         raise SystemExit(1)
 
 
-@cli.command("discord-invite")
+@click.command("discord-invite")
 @click.option("--client-id", type=int, help="Application id (default: read from DISCORD_TOKEN).")
 @click.pass_obj
 def discord_invite_command(settings: Settings, client_id: int | None) -> None:
@@ -348,10 +309,19 @@ def discord_invite_command(settings: Settings, client_id: int | None) -> None:
     click.echo(invite_url(client_id))
 
 
+cli.add_command(core.import_command)
+cli.add_command(core.search_command)
+cli.add_command(core.match_command)
+cli.add_command(core.ingest_command)
+cli.add_command(core.reindex_command)
+cli.add_command(core.backup_command)
+cli.add_command(run_command)
+cli.add_command(console_command)
+cli.add_command(doctor_command)
+cli.add_command(health_command)
+cli.add_command(discord_invite_command)
+
+
 def main() -> None:
-    """Entry point of the `paperbot` console script."""
+    """Entry point of the `paperbot` console script (and of `python -m adapters`)."""
     cli(prog_name="paperbot")
-
-
-if __name__ == "__main__":
-    main()

@@ -18,6 +18,8 @@ from typing import TextIO
 from prompt_toolkit import PromptSession
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from adapters.base import Adapter
+from bot.commands import Command, parse_command
 from bot.errors import LookupUnavailable
 from bot.markup import plain
 from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
@@ -25,12 +27,7 @@ from bot.service import PaperBot
 
 USER = "console"
 CALLER = Caller(
-    platform="console",
-    user_id=USER,
-    channel_id="console",
-    workspace="",
-    can_manage_channel=True,
-    user_name="you",
+    platform="console", user_id=USER, channel_id="console", workspace="", can_manage_channel=True
 )
 PROMPT = "papers> "
 
@@ -42,6 +39,11 @@ def strip_command(line: str) -> str:
         if text.lower() == prefix or text.lower().startswith(prefix + " "):
             return text[len(prefix) :].strip()
     return text
+
+
+def command_of(line: str) -> Command:
+    """The command a typed line asks for, `/papers` or not."""
+    return parse_command(strip_command(line))
 
 
 def render_card(number: int, card: PaperCard) -> str:
@@ -122,12 +124,28 @@ class ConsoleDestination:
         raise LookupUnavailable("a terminal keeps no history")
 
 
+class ConsoleAdapter(Adapter):
+    """The terminal: digests print; the prompt (`run_interactive`) runs in the foreground."""
+
+    platform = "console"
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.destination = ConsoleDestination(out)
+
+    async def start(self) -> str:
+        """Nothing to connect to."""
+        return ""
+
+    async def stop(self) -> None:
+        """Nothing to let go of."""
+
+
 async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:
     """Answer each command line in order (the scriptable `paperbot console`)."""
     for line in lines:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        reply = await bot.handle(CALLER, strip_command(line))
+        reply = await bot.run(CALLER, command_of(line))
         out.write(render_reply(reply) + "\n\n")
     out.flush()
 
@@ -169,6 +187,6 @@ async def run_interactive(bot: PaperBot, session: PromptSession[str] | None = No
                 break
             if not line.strip():
                 continue
-            reply = await bot.handle(CALLER, strip_command(line))
+            reply = await bot.run(CALLER, command_of(line))
             print(render_reply(reply) + "\n", flush=True)
     print("Bye.")

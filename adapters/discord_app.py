@@ -39,6 +39,7 @@ import discord
 from discord import app_commands
 from discord.utils import MISSING
 
+from adapters.base import Adapter
 from adapters.discord_embeds import (
     Message,
     digest_marker,
@@ -46,12 +47,14 @@ from adapters.discord_embeds import (
     has_marker,
     reply_messages,
 )
-from adapters.supervise import Permanent, Supervisor
-from bot.commands import Command
+from adapters.supervise import Permanent, Supervisor, cancelled
+from bot.commands import Command, SettingsField
+from bot.config import Settings
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
 from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
+from bot.topics import MAX_TOPIC_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,6 @@ def caller_of(interaction: discord.Interaction[Any]) -> Caller:
         channel_id=str(interaction.channel_id or "") if in_guild else "",
         workspace=str(interaction.guild_id or ""),
         can_manage_channel=in_guild and (perms.manage_guild or perms.manage_channels),
-        user_name=interaction.user.name,
     )
 
 
@@ -144,6 +146,14 @@ async def run_command(interaction: discord.Interaction[Any], command: Command) -
     async with asyncio.timeout(COMMAND_SECONDS):
         reply = await _bot(interaction).run(caller_of(interaction), command)
     await send_reply(interaction, reply)
+
+
+# What each button kind asks of the core; the button's value is the command's argument.
+BUTTON_ACTIONS: dict[str, Literal["subscribe", "more", "mute"]] = {
+    "sub": "subscribe",
+    "more": "more",
+    "mute": "mute",
+}
 
 
 def _what(interaction: discord.Interaction[Any]) -> str:
@@ -209,20 +219,9 @@ class PaperButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Act on the click for whoever clicked, ephemerally."""
         try:
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            async with asyncio.timeout(COMMAND_SECONDS):
-                reply = await self._act(interaction)
-            await send_reply(interaction, reply)
+            await run_command(interaction, Command(BUTTON_ACTIONS[self.kind], arg=self.value))
         except Exception as error:  # discord.py only logs a DynamicItem's errors: answer here
             await apologise(interaction, error)
-
-    async def _act(self, interaction: discord.Interaction[Any]) -> Reply:
-        bot, caller = _bot(interaction), caller_of(interaction)
-        if self.kind == "sub":
-            return await bot.run(caller, Command("subscribe", arg=self.value))
-        if self.kind == "more":
-            return await bot.more_like(caller, self.value)
-        return await bot.mute(caller, self.value)
 
 
 def _choices(pairs: list[tuple[str, str]]) -> list[app_commands.Choice[str]]:
@@ -265,8 +264,7 @@ async def _own(interaction: discord.Interaction[Any], current: str, channel: boo
     return await _always_choices(interaction, find())
 
 
-Topic = app_commands.Range[str, 1, 300]
-SettingsField = Literal["time", "tz", "days", "max", "pause", "resume"]
+Topic = app_commands.Range[str, 1, MAX_TOPIC_CHARS]
 TOPIC_HELP = 'A topic: kv-cache, MoE, "flash attention", quantization -diffusion, author:"Name"'
 FIELD_HELP = "What to change: time (9:30), tz (Europe/Berlin), days (mon-fri), max (1-50)"
 
@@ -592,3 +590,39 @@ class DiscordDestination:
         if reason is not None:
             log.warning("discord destination %s is gone: %s", subscriber.label, reason)
             raise DestinationGone(f"{reason} ({exc.code})") from exc
+
+
+class DiscordAdapter(Adapter):
+    """The Discord client, started in the background (`run_discord`), and its destination."""
+
+    platform = "discord"
+
+    def __init__(self, client: PaperbotClient, token: str) -> None:
+        self.client = client
+        self.destination = DiscordDestination(client)
+        self._token = token
+        self._running: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        """Log in, sync and connect in the background: nothing waits for Discord."""
+        supervisor = Supervisor(self.platform, self.client.adapters)
+        running = run_discord(self.client, self._token, supervisor)
+        self._running = asyncio.create_task(running, name="discord")
+        return "Discord adapter starting (log in, command sync, gateway)."
+
+    async def stop(self) -> None:
+        """Stop the start-up or the gateway, and close the client."""
+        if self._running is not None:
+            await cancelled(self._running)
+        await self.client.close()
+
+
+def discord_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> DiscordAdapter:
+    """The Discord adapter as the settings describe it.
+
+    A failing or slow Discord is retried (or given up with one ERROR line) while Slack,
+    digests, ingest and /healthz carry on.
+    """
+    assert settings.discord_token is not None
+    client = PaperbotClient(bot, guild_id=settings.discord_guild_id, adapters=registry)
+    return DiscordAdapter(client, settings.discord_token.get_secret_value())

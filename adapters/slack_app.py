@@ -1,8 +1,10 @@
 """Slack adapter on slack-bolt's AsyncApp: `/papers`, buttons, and digests by DM or channel.
 
 Thin by design: it turns Slack payloads into core calls (`PaperBot`) and core replies into
-Block Kit (`adapters.slack_blocks`). `/papers` is acked at once and answered afterwards,
-ephemerally. Web API calls retry on 429 (honouring Retry-After) and connection errors.
+Block Kit (`adapters.slack_blocks`). A bolt middleware makes each payload's `Caller` and
+`Command` (the `/papers` text parsed once, or a button's) for every listener. `/papers` is acked
+at once and answered afterwards, ephemerally. Web API calls retry on 429 (honouring
+Retry-After) and connection errors.
 
 Channel subscriptions: a workspace admin or owner (Slack's `users.info`) or the person who
 added the bot to the channel (the `member_joined_channel` event's inviter) may change them.
@@ -16,11 +18,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -29,6 +34,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import supervise
+from adapters.base import Adapter, Misconfigured
 from adapters.slack_blocks import (
     MAX_BLOCKS,
     digest_messages,
@@ -37,7 +43,10 @@ from adapters.slack_blocks import (
     reply_messages,
     section,
 )
+from bot.commands import Action, Command, parse_command
+from bot.config import Settings
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
+from bot.health import Adapters
 from bot.models import Caller, Digest, Reply, Subscriber
 from bot.service import PaperBot
 
@@ -61,10 +70,15 @@ HISTORY_INTERVAL_SECONDS = 60.0
 HISTORY_PAGE = 15
 # What crash recovery needs to look a digest message up, by where digests go.
 RECOVERY_SCOPES = ("im:history", "channels:history", "groups:history")
-# Commands after which the App Home view is out of date.
-CHANGES_HOME = frozenset(
-    {"subscribe", "sub", "unsubscribe", "unsub", "settings", "pause", "resume"}
-)
+# What each button asks of the core; the button's value is the command's argument (a topic,
+# the look-up's query, or a paper id).
+BUTTON_ACTIONS: dict[str, Action] = {
+    "subscribe_topic": "subscribe",
+    "not_relevant": "mute",
+    "more_like_this": "more",
+    "share_lookup": "lookup",
+}
+SHARE = "share_lookup"
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -241,11 +255,59 @@ def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
     return PostRejected(f"slack answered {error}")
 
 
+def slack_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> SlackAdapter:
+    """The Slack adapter as the settings describe it: Socket Mode with an app token, else HTTP."""
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    signing = settings.slack_signing_secret
+    secret = signing.get_secret_value() if signing else ""
+    app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    if not app_token and not secret:
+        raise Misconfigured("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
+    return SlackAdapter(
+        bot,
+        client,
+        secret or "socket-mode",
+        app_token=app_token,
+        registry=registry,
+        history_interval=settings.slack_history_interval_seconds,
+    )
+
+
 Listener = Callable[..., Awaitable[None]]
 
 
-class SlackAdapter:
-    """The `/papers` command, buttons and App Home, wired to the core.
+def _id(value: Any) -> str:
+    # Commands name users, channels and teams by id; actions by an object holding the id.
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def caller_of(body: dict[str, Any]) -> Caller:
+    """Who is asking and where, from any payload: a command, an action or an event.
+
+    Whether the caller may manage the channel is left False: it costs a look-up, made only for
+    a command that needs it (`SlackAdapter._answer`).
+    """
+    event = body.get("event") or {}
+    user = body.get("user_id") or _id(body.get("user")) or _id(event.get("user"))
+    channel = body.get("channel_id") or _id(body.get("channel"))
+    team = body.get("team_id") or _id(body.get("team"))
+    return Caller("slack", str(user), str(channel), str(team))
+
+
+def command_of(body: dict[str, Any]) -> Command | None:
+    """What a payload asks the core: the `/papers` text parsed once, or a button's command."""
+    if body.get("command"):
+        return parse_command(str(body.get("text") or ""))
+    actions = body.get("actions") or []
+    action = BUTTON_ACTIONS.get(str(actions[0].get("action_id"))) if actions else None
+    return Command(action, arg=str(actions[0].get("value", ""))) if action else None
+
+
+class SlackAdapter(Adapter):
+    """The `/papers` command, buttons and App Home, wired to the core; digests by its destination.
 
     A listener that fails is answered (ephemerally, through the payload's response_url when it
     has one) and logged once, by `_on_error`, Bolt's global error handler.
@@ -265,20 +327,32 @@ class SlackAdapter:
         }
     )
 
+    platform = "slack"
+    PATH = "/slack/events"
+
     def __init__(
         self,
         bot: PaperBot,
         client: AsyncWebClient,
         signing_secret: str,
+        *,
+        app_token: str | None = None,
+        registry: Adapters | None = None,
+        history_interval: float = HISTORY_INTERVAL_SECONDS,
     ) -> None:
         self.bot = bot
         self.client = client
+        # With an app-level token Slack is reached by Socket Mode, else it posts to PATH.
+        self.app_token = app_token
+        self.registry = registry or Adapters()
+        self.destination = SlackDestination(client, history_interval)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._socket: AsyncSocketModeHandler | None = None
         self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        self.app.middleware(self._identify)
         self.app.command("/papers")(self._answering(self._command))
-        self.app.action("subscribe_topic")(self._answering(self._subscribe_button))
-        self.app.action("not_relevant")(self._answering(self._not_relevant_button))
-        self.app.action("more_like_this")(self._answering(self._more_like_button))
-        self.app.action("share_lookup")(self._answering(self._share_button))
+        for action_id in BUTTON_ACTIONS:
+            self.app.action(action_id)(self._answering(self._button))
         self.app.event("app_home_opened")(self._answering(self._home_opened))
         self.app.event("member_joined_channel")(self._answering(self._member_joined))
         self.app.error(self._on_error)
@@ -324,6 +398,33 @@ class SlackAdapter:
                 untold = f"; the user could not be told: {exc!r}"
         log.error("slack %s failed: %r%s", self._listener(body), error, untold, exc_info=error)
 
+    def mount(self, web_app: web.Application) -> bool:
+        """In HTTP mode, Slack's requests arrive at PATH on the bot's server (with /healthz)."""
+        if self.app_token:
+            return False
+        web_app.router.add_post(self.PATH, self.app.server(path=self.PATH).handle_post_requests)
+        return True
+
+    async def start(self) -> str:
+        """Connect Socket Mode in the background, or be ready for HTTP mode's requests."""
+        # In the background: a slow Slack must not hold up the start.
+        self._tasks.append(asyncio.create_task(log_guarantee(self.client), name="slack-scopes"))
+        if not self.app_token:
+            self.registry.set(self.platform, "ok")
+            return f"Slack adapter started (HTTP mode, at {self.PATH})."
+        self._socket = AsyncSocketModeHandler(self.app, self.app_token)
+        supervisor = supervise.Supervisor(self.platform, self.registry)
+        connecting = self.connect_socket_mode(self._socket, supervisor)
+        self._tasks.append(asyncio.create_task(connecting, name="slack-socket-mode"))
+        return "Slack adapter starting (Socket Mode)."
+
+    async def stop(self) -> None:
+        """Stop connecting (or the connection) and the scope check."""
+        for task in reversed(self._tasks):
+            await supervise.cancelled(task)
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+
     async def connect_socket_mode(
         self, handler: AsyncSocketModeHandler, supervisor: supervise.Supervisor
     ) -> None:
@@ -355,6 +456,17 @@ class SlackAdapter:
             return
         supervisor.ok()
 
+    @staticmethod
+    async def _identify(
+        body: dict[str, Any], context: AsyncBoltContext, next_: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Bolt middleware: the caller, and the command when there is one, for every listener."""
+        context["caller"] = caller_of(body)
+        command = command_of(body)
+        if command is not None:
+            context["command"] = command
+        await next_()
+
     async def _can_manage(self, user_id: str, channel_id: str) -> bool:
         if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):
             return True
@@ -366,27 +478,46 @@ class SlackAdapter:
         user = info.get("user") or {}
         return bool(user.get("is_admin") or user.get("is_owner"))
 
-    async def _caller(self, body: dict[str, Any], text: str = "") -> Caller:
-        user = body.get("user_id") or (body.get("user") or {}).get("id", "")
-        channel = body.get("channel_id") or (body.get("channel") or {}).get("id", "")
-        team = body.get("team_id") or (body.get("team") or {}).get("id", "")
-        manager = text.strip().lower().startswith("channel") and await self._can_manage(
-            str(user), str(channel)
-        )
-        return Caller("slack", str(user), str(channel), str(team), can_manage_channel=manager)
+    # The listeners ask for `body` (unused) so that `_answering` can answer their failure.
 
-    async def _command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+    async def _command(
+        self, ack: Any, body: dict[str, Any], context: AsyncBoltContext, respond: Any
+    ) -> None:
         await ack()  # within 3 seconds, always: the work happens after
-        text = str(body.get("text") or "")
-        caller = await self._caller(body, text)
-        reply = await self.bot.handle(caller, text)
-        await self._respond(respond, reply, shareable=True)
-        if text.split()[:1] and text.split()[0].lower() in CHANGES_HOME and not reply.error:
+        await self._answer(context, respond, shareable=True)
+
+    async def _button(
+        self,
+        ack: Any,
+        body: dict[str, Any],
+        context: AsyncBoltContext,
+        respond: Any,
+        action: dict[str, Any],
+    ) -> None:
+        await ack()
+        await self._answer(context, respond, share=action.get("action_id") == SHARE)
+
+    async def _answer(
+        self, context: AsyncBoltContext, respond: Any, shareable: bool = False, share: bool = False
+    ) -> None:
+        """Run the payload's command for its caller and answer; App Home follows any change."""
+        caller: Caller = context["caller"]
+        command: Command = context["command"]
+        if command.needs_channel_permission:
+            # Asked after the ack, not in the middleware: users.info must not hold up the 3 s.
+            manager = await self._can_manage(caller.user_id, caller.channel_id)
+            caller = replace(caller, can_manage_channel=manager)
+        reply = await self.bot.run(caller, command)
+        if share:
+            await self._respond(respond, shared(reply, command.arg), public=not reply.error)
+        else:
+            await self._respond(respond, reply, shareable=shareable)
+        if command.changes_subscriptions and not command.channel and not reply.error:
             await self.publish_home(caller)
 
     async def publish_home(self, caller: Caller) -> None:
         """Show the user's topics and settings on the App Home tab."""
-        reply = await self.bot.handle(caller, "list")
+        reply = await self.bot.run(caller, Command("list"))
         blocks = [header("Your paper digest"), *reply_messages(reply)[0]]
         blocks.append(section("`/papers help` lists every command."))
         try:
@@ -403,11 +534,10 @@ class SlackAdapter:
                 "slack", str(event.get("channel")), str(event["inviter"])
             )
 
-    async def _home_opened(self, event: dict[str, Any], body: dict[str, Any]) -> None:
+    async def _home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        team = str(body.get("team_id") or "")
-        await self.publish_home(Caller("slack", str(event.get("user", "")), "", team))
+        await self.publish_home(context["caller"])
 
     @staticmethod
     async def _respond(
@@ -417,31 +547,12 @@ class SlackAdapter:
         for blocks in reply_messages(reply, shareable=shareable):
             await respond(blocks=blocks, text=fallback_text(blocks), response_type=response_type)
 
-    async def _share_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        query = str(body["actions"][0].get("value", ""))
-        caller = await self._caller(body)
-        reply = await self.bot.handle(caller, "search " + query)
-        shared = Reply(
-            f"Papers for `{query}` (shared from a look-up):" if not reply.error else reply.text,
-            cards=reply.cards,
-            error=reply.error,
-            subscribe_topic=reply.subscribe_topic,
-        )
-        await self._respond(respond, shared, public=not reply.error)
 
-    async def _subscribe_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        topic = str(body["actions"][0].get("value", ""))
-        reply = await self.bot.handle(await self._caller(body), f"subscribe {topic}")
-        await self._respond(respond, reply)
-
-    async def _not_relevant_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        paper_id = str(body["actions"][0].get("value", ""))
-        await self._respond(respond, await self.bot.mute(await self._caller(body), paper_id))
-
-    async def _more_like_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
-        paper_id = str(body["actions"][0].get("value", ""))
-        await self._respond(respond, await self.bot.more_like(await self._caller(body), paper_id))
+def shared(reply: Reply, query: str) -> Reply:
+    """A look-up's reply as the Share button posts it in the channel."""
+    return Reply(
+        f"Papers for `{query}` (shared from a look-up):" if not reply.error else reply.text,
+        cards=reply.cards,
+        error=reply.error,
+        subscribe_topic=reply.subscribe_topic,
+    )

@@ -10,10 +10,11 @@ fix (a refused token, a refused command tree, a gateway closed for good) is rais
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -106,3 +107,10 @@ class Supervisor:
                 async with asyncio.timeout(self.step_seconds):
                     return await attempt()
         raise AssertionError("tenacity made no attempt")  # pragma: no cover - it always does
+
+
+async def cancelled(task: asyncio.Task[Any]) -> None:
+    """Cancel a background task and wait until it has finished."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

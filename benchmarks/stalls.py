@@ -19,6 +19,7 @@ import httpx
 from benchmarks import digest as digest_bench
 from benchmarks.corpus import synthetic_papers
 from benchmarks.harness import p50_p99, queries
+from bot.commands import parse_command
 from bot.digests import DigestRunner
 from bot.ingest import ingest_hf
 from bot.models import Caller
@@ -83,7 +84,7 @@ async def _measure(path: Path) -> dict[str, float]:
 
     async def lookup(text: str) -> None:
         started = time.perf_counter()
-        await bot.handle(caller, text)
+        await bot.run(caller, parse_command(text))
         latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()

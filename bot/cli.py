@@ -1,4 +1,9 @@
-"""The `paperbot` command line (composition root): import, search, match, and the bot itself."""
+"""The core's commands of `paperbot`: import, search, match, ingest, reindex, backup.
+
+Each is a plain click command run with the loaded `Settings` as its object; the one `paperbot`
+group that serves them, beside the commands that start adapters, is composed in
+`adapters/cli.py` (the core never imports an adapter).
+"""
 
 from __future__ import annotations
 
@@ -14,8 +19,7 @@ from typing import Any
 
 import click
 
-from bot import logs
-from bot.config import Settings, load_settings
+from bot.config import Settings
 from bot.errors import InvalidQuery
 from bot.importer import ImportReport, import_records, read_file
 from bot.models import SearchHit
@@ -70,22 +74,6 @@ def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
         click.echo(f"    why: {hit.why()}")
 
 
-@click.group()
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database file (default: $PAPERBOT_DB or data/paperbot.db).",
-)
-@click.pass_context
-def cli(ctx: click.Context, db_path: Path | None) -> None:
-    """paperbot: a research-paper digest bot for Slack, Discord and the terminal."""
-    overrides: dict[str, Any] = {"db_path": db_path} if db_path else {}
-    settings = load_settings(**overrides)
-    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
-    ctx.obj = settings
-
-
 def open_store(settings: Settings) -> Store:
     """Open the configured store, with semantic matching when it is on and installed."""
     store = Store.open(settings.db_path)
@@ -105,7 +93,7 @@ def _open_store(settings: Settings) -> Iterator[Store]:
         store.close()
 
 
-@cli.command("import")
+@click.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj
 def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
@@ -128,7 +116,7 @@ def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
         )
 
 
-@cli.command("search")
+@click.command("search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 200))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
@@ -144,7 +132,7 @@ def search_command(settings: Settings, query: tuple[str, ...], limit: int, as_js
         _print_hits(hits, as_json)
 
 
-@cli.command("match")
+@click.command("match")
 @click.argument("topic", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
@@ -159,7 +147,7 @@ def match_command(settings: Settings, topic: tuple[str, ...], as_json: bool) -> 
         _print_hits(hits, as_json)
 
 
-@cli.command("ingest")
+@click.command("ingest")
 @click.option(
     "--source", type=click.Choice(["all", "hf", "arxiv"]), default="all", show_default=True
 )
@@ -194,7 +182,7 @@ def ingest_command(
     sys.exit(asyncio.run(main()))
 
 
-@cli.command("reindex")
+@click.command("reindex")
 @click.option("--semantic", is_flag=True, help="Compute the papers' sentence embeddings.")
 @click.option("--force", is_flag=True, help="Recompute every vector, not only the missing ones.")
 @click.pass_obj
@@ -219,16 +207,7 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
     click.echo(f"Embedded {done} papers.")
 
 
-def main() -> None:
-    """Entry point of the `paperbot` console script."""
-    cli(prog_name="paperbot")
-
-
-if __name__ == "__main__":
-    main()
-
-
-@cli.command("backup")
+@click.command("backup")
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Replace TARGET if it exists.")
 @click.pass_obj

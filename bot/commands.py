@@ -1,8 +1,9 @@
 """The `/papers` command language: one parser and one handler for every platform.
 
-`parse_command` turns the text after `/papers` into a `Command`; `handle` runs it for a `Caller`
-against the store and returns a `Reply` (plain data each adapter renders). Every domain error
-becomes a friendly reply here, in one place, so adapters never see a traceback.
+`parse_command` turns the text after `/papers` into a `Command` (adapters with typed options, and
+buttons, build the `Command` themselves); `Handler.handle` runs it for a `Caller` against the
+store and returns a `Reply` (plain data each adapter renders). Every domain error becomes a
+friendly reply there, in one place, so adapters never see a traceback.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo
 
 from bot.cards import card_from_hit
 from bot.digests.schedule import next_send, subscribed_at
-from bot.errors import InvalidQuery, PaperbotError
+from bot.errors import PaperbotError
 from bot.models import (
     WEEKDAYS,
     Caller,
@@ -39,25 +41,48 @@ log = logging.getLogger(__name__)
 LOOKUP_LIMIT = 5
 MAX_PAPERS_LIMIT = 50
 MAX_COMMAND_CHARS = 2000
+UNKNOWN_PAPER = "I don't know that paper any more."
 
 
 class CommandError(PaperbotError):
     """A command that cannot be carried out as typed; the message says what to do instead."""
 
 
+# What a command does: what `/papers` text (and Discord's subcommands) can ask, what only
+# buttons ask ("not relevant", "more like this"), and text that is no command.
+TypedAction = Literal["lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help"]
+ButtonAction = Literal["mute", "more"]
+Action = TypedAction | ButtonAction | Literal["unknown", "invalid"]
+SettingsField = Literal["time", "tz", "days", "max", "pause", "resume"]
+SETTINGS_FIELDS: tuple[SettingsField, ...] = get_args(SettingsField)
+
+
 @dataclass(frozen=True)
 class Command:
-    """A parsed `/papers` command.
+    """A `/papers` command, parsed from text or built by an adapter (typed options, buttons).
 
-    `action` is one of: lookup, subscribe, unsubscribe, list, digest, settings, help, unknown.
-    `channel` marks the `channel ...` forms; `arg` is the topic, the unsubscribe target, or the
-    settings field; `value` is the settings value.
+    `channel` marks the `channel ...` forms. `arg` is the topic or query, the unsubscribe
+    target, the settings field, or the paper id of `mute` ("not relevant") and `more` ("more
+    like this"); `value` is the settings value. `unknown` carries in `value` the command the
+    user probably meant; `invalid` carries in `value` what is wrong with the text.
     """
 
-    action: str
+    action: Action
     arg: str = ""
     value: str = ""
     channel: bool = False
+
+    @property
+    def changes_subscriptions(self) -> bool:
+        """Whether running it may change topics or settings (a view of them is then stale)."""
+        if self.action == "settings":
+            return bool(self.arg)  # a bare `settings` only shows them
+        return self.action in ("subscribe", "unsubscribe")
+
+    @property
+    def needs_channel_permission(self) -> bool:
+        """Whether the caller must manage the channel (adapters check only then: it may cost)."""
+        return self.channel and self.changes_subscriptions
 
 
 ACTIONS = ("subscribe", "unsubscribe", "list", "digest", "settings", "help", "search", "channel")
@@ -77,7 +102,20 @@ _ALIASES = {
     "find": "search",
     "lookup": "search",
 }
-SETTINGS_FIELDS = ("time", "tz", "days", "max", "pause", "resume")
+# Command words that take the rest of the text as their argument, and the action each names.
+_PLAIN_ACTIONS: dict[str, Action] = {
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "list": "list",
+    "digest": "digest",
+    "help": "help",
+    "search": "lookup",
+}
+_CHANNEL_ACTIONS: dict[str, Action] = {
+    "subscribe": "subscribe",
+    "unsubscribe": "unsubscribe",
+    "list": "list",
+}
 _SETTINGS_ALIASES = {"timezone": "tz", "zone": "tz", "day": "days", "limit": "max", "hour": "time"}
 
 
@@ -92,10 +130,11 @@ def _closest(word: str, choices: tuple[str, ...]) -> str | None:
 
 
 def parse_command(text: str) -> Command:
-    """Parse the text after `/papers` (raises `CommandError` for text that is too long)."""
+    """Parse the text after `/papers`; any text gives a `Command` (too long: `invalid`)."""
     if len(text) > MAX_COMMAND_CHARS:
-        raise CommandError(
-            f"That is {len(text)} characters; a command can be at most {MAX_COMMAND_CHARS}."
+        return Command(
+            "invalid",
+            value=f"That is {len(text)} characters; a command can be at most {MAX_COMMAND_CHARS}.",
         )
     text = " ".join(text.split())
     word, rest = _first_word(text)
@@ -107,8 +146,8 @@ def parse_command(text: str) -> Command:
     if action == "channel":
         sub, sub_rest = _first_word(rest)
         sub = _ALIASES.get(sub, sub)
-        if sub in ("subscribe", "unsubscribe", "list"):
-            return Command(sub, arg=sub_rest, channel=True)
+        if sub in _CHANNEL_ACTIONS:
+            return Command(_CHANNEL_ACTIONS[sub], arg=sub_rest, channel=True)
         if sub == "settings":
             field, value = _first_word(sub_rest)
             field = _SETTINGS_ALIASES.get(field, field)
@@ -118,10 +157,8 @@ def parse_command(text: str) -> Command:
         field, value = _first_word(rest)
         field = _SETTINGS_ALIASES.get(field, field)
         return Command("settings", arg=field, value=value)
-    if action in ("subscribe", "unsubscribe", "list", "digest", "help"):
-        return Command(action, arg=rest)
-    if action == "search":
-        return Command("lookup", arg=rest)
+    if action in _PLAIN_ACTIONS:
+        return Command(_PLAIN_ACTIONS[action], arg=rest)
     # A mistyped command word ("subscrbe kv-cache") is better answered with a suggestion
     # than with a look-up for "subscrbe".
     guess = _closest(word, ACTIONS + tuple(_ALIASES))
@@ -263,21 +300,13 @@ class Handler:
         self.store = store
         self.subs = Subscriptions(store)
 
-    def handle_text(self, caller: Caller, text: str, now: datetime) -> Reply:
-        """Parse and run the text after `/papers`; never raises for anything a user types."""
-        try:
-            command = parse_command(text)
-            return self.handle(caller, command, now)
-        except PaperbotError as exc:
-            return Reply(str(exc), error=True)
-
     def handle(self, caller: Caller, command: Command, now: datetime) -> Reply:
-        """Run a parsed command (domain errors become error replies)."""
+        """Run a command; a domain error becomes an error reply here, the only place it does."""
         try:
             reply = self._dispatch(caller, command, now)
         except PaperbotError as exc:
             reply = Reply(str(exc), error=True)
-        notice = self._undeliverable_notice(caller, command)
+        notice = self._undeliverable_notice(caller)
         return replace(reply, notice=notice) if notice else reply
 
     def _dispatch(self, caller: Caller, command: Command, now: datetime) -> Reply:
@@ -296,11 +325,16 @@ class Handler:
                 return self.digest_preview(caller, now)
             case "settings":
                 return self.settings(caller, command.arg, command.value, command.channel, now)
-            case _:
-                return Reply(
+            case "mute":
+                return self.mute(caller, command.arg, now)
+            case "more":
+                return self.more_like(caller, command.arg, now)
+            case "invalid":
+                raise CommandError(command.value)
+            case "unknown":
+                raise CommandError(
                     f"I don't know that command. Did you mean `/papers {command.value}`? "
-                    "`/papers help` lists them all.",
-                    error=True,
+                    "`/papers help` lists them all."
                 )
 
     # -- subscribers -----------------------------------------------------------------------
@@ -328,7 +362,7 @@ class Handler:
                 "(see `/papers help`). You can subscribe for yourself with `/papers subscribe`."
             )
 
-    def _undeliverable_notice(self, caller: Caller, command: Command) -> str | None:
+    def _undeliverable_notice(self, caller: Caller) -> str | None:
         subscriber = self._existing(caller, channel=False)
         if subscriber is None or subscriber.undeliverable is None:
             return None
@@ -353,12 +387,9 @@ class Handler:
         """Top papers for a topic, with why each matched."""
         if not query.strip():
             return Reply(HELP)
-        try:
-            hits = self._unmuted(
-                caller, lambda limit: search(self.store, query, limit=limit, today=now.date())
-            )
-        except InvalidQuery as exc:
-            return Reply(str(exc), error=True)
+        hits = self._unmuted(
+            caller, lambda limit: search(self.store, query, limit=limit, today=now.date())
+        )
         if not hits:
             return Reply(
                 f"No papers on `{query}` in the store yet. Try other words, an acronym or its "
@@ -375,11 +406,20 @@ class Handler:
         """ "More like this": papers like one the caller was shown, less those they muted."""
         paper = self.store.papers.get(paper_id)
         if paper is None:
-            return Reply("I don't know that paper any more.", error=True)
+            return Reply(UNKNOWN_PAPER, error=True)
         hits = self._unmuted(caller, lambda limit: like_paper(self.store, paper, limit, now.date()))
         if not hits:
             return Reply(f"I have nothing else like “{paper.title}” yet.")
         return Reply(f"Papers like “{paper.title}”:", cards=tuple(card_from_hit(h) for h in hits))
+
+    def mute(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
+        """ "Not relevant": the paper leaves the caller's future digests and look-ups."""
+        subscriber = self._subscriber(caller, channel=False, now=now)
+        paper = self.store.papers.get(paper_id)
+        if paper is None:
+            return Reply(UNKNOWN_PAPER, error=True)
+        self.subs.mute(subscriber.id, paper_id, now)
+        return Reply(f"Got it: I won't show you “{paper.title}” again.")
 
     def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:
         """Follow a topic (for the caller, or for the channel)."""

@@ -157,7 +157,6 @@ class Caller:
     channel_id: str = ""
     workspace: str = ""
     can_manage_channel: bool = False  # decided by the adapter from platform permissions
-    user_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """The async face of the core that adapters talk to: commands in, replies out.
 
+`PaperBot.run(caller, command)` is the one way a command enters the core, from every adapter
+and every kind of input (typed text, typed options, buttons).
+
 Every database call goes through the `StoreRunner`'s single worker thread, so a slow query can
 delay other commands but never the event loop that must ack Slack and Discord within 3 seconds.
 """
@@ -14,7 +17,7 @@ from datetime import UTC, datetime
 
 from bot import lexicon
 from bot.cards import card_from_hit
-from bot.commands import LOOKUP_LIMIT, Command, CommandError, Handler, parse_command
+from bot.commands import LOOKUP_LIMIT, Command, Handler
 from bot.errors import SourceError
 from bot.metrics import COMMAND_SECONDS
 from bot.models import Caller, Paper, Reply, SearchHit
@@ -44,16 +47,8 @@ class PaperBot:
         # A remote search (Hugging Face's) for look-ups the local store answers poorly.
         self.fallback = fallback
 
-    async def handle(self, caller: Caller, text: str) -> Reply:
-        """Run the text after `/papers` for a caller; always returns a Reply."""
-        try:
-            command = parse_command(text)
-        except CommandError as exc:
-            return Reply(str(exc), error=True)
-        return await self.run(caller, command)
-
     async def run(self, caller: Caller, command: Command) -> Reply:
-        """Run a parsed command (adapters with typed options build it); always returns a Reply."""
+        """Run a command for a caller; always returns a Reply (a bug becomes an apology)."""
         started = time.perf_counter()
         now = self.clock()
 
@@ -123,28 +118,6 @@ class PaperBot:
                 lambda store: Subscriptions(store).is_channel_manager(platform, channel, user_id)
             )
         )
-
-    async def mute(self, caller: Caller, paper_id: str) -> Reply:
-        """ "Not relevant": the paper leaves the caller's future digests and look-ups."""
-        now = self.clock()
-
-        def run(store: Store) -> Reply:
-            subs = Subscriptions(store)
-            subscriber = subs.get_or_create(
-                caller.platform, "user", caller.user_id, caller.workspace, now
-            )
-            paper = store.papers.get(paper_id)
-            if paper is None:
-                return Reply("I don't know that paper any more.", error=True)
-            subs.mute(subscriber.id, paper_id, now)
-            return Reply(f"Got it: I won't show you “{paper.title}” again.")
-
-        return await self.runner.call(run)
-
-    async def more_like(self, caller: Caller, paper_id: str) -> Reply:
-        """ "More like this": papers close to one the caller was shown (`Handler.more_like`)."""
-        now = self.clock()
-        return await self.runner.call(lambda store: Handler(store).more_like(caller, paper_id, now))
 
     async def _with_fallback(self, query: str, reply: Reply) -> Reply:
         assert self.fallback is not None

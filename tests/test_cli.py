@@ -7,7 +7,6 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from adapters.cli import cli
-from bot.__main__ import ADAPTER_COMMANDS
 from tests.conftest import SEED
 
 
@@ -62,21 +61,30 @@ def module(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_python_m_bot_is_the_core_and_points_to_paperbot_for_the_rest(tmp_path: Path) -> None:
+def test_python_m_adapters_is_paperbot_and_python_m_bot_is_gone(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
-    assert module("bot", "import", str(SEED), db=db).returncode == 0
-    found = module("bot", "search", "kv-cache", "--limit", "1", db=db)
+    assert module("adapters", "import", str(SEED), db=db).returncode == 0
+    found = module("adapters", "search", "kv-cache", "--limit", "1", db=db)
     assert found.returncode == 0 and "KV Cache" in found.stdout
-    refused = module("bot", "run", db=db)
-    assert refused.returncode == 2
-    assert refused.stderr.strip().splitlines() == [
-        "Error: `run` needs the chat adapters, which `python -m bot` (the core) leaves out: "
-        "run `paperbot run` or `python -m adapters run`."
-    ]
     whole = module("adapters", "--help", db=db)
     assert whole.returncode == 0 and "run " in whole.stdout and "doctor " in whole.stdout
+    # One command line: the core has none of its own (it would need the adapters for `run`).
+    gone = module("bot", "--help", db=db)
+    assert gone.returncode == 1 and "cannot be directly executed" in gone.stderr
 
 
-def test_python_m_bot_knows_every_command_the_adapters_add() -> None:
-    added = {n for n, c in cli.commands.items() if c.callback.__module__ == "adapters.cli"}
-    assert added == set(ADAPTER_COMMANDS)
+def test_the_one_group_holds_the_core_commands_and_the_adapters() -> None:
+    where = {name: command.callback.__module__ for name, command in cli.commands.items()}
+    assert where == {
+        "import": "bot.cli",
+        "search": "bot.cli",
+        "match": "bot.cli",
+        "ingest": "bot.cli",
+        "reindex": "bot.cli",
+        "backup": "bot.cli",
+        "run": "adapters.cli",
+        "console": "adapters.cli",
+        "doctor": "adapters.cli",
+        "health": "adapters.cli",
+        "discord-invite": "adapters.cli",
+    }

@@ -14,7 +14,7 @@ from bot.commands import (
     parse_tz,
 )
 from bot.importer import import_files
-from bot.models import Caller
+from bot.models import Caller, Reply
 from bot.storage import Store
 from tests.conftest import SEED
 
@@ -23,6 +23,11 @@ ALICE = Caller(platform="slack", user_id="U1", channel_id="C1", workspace="T1")
 MANAGER = Caller(
     platform="slack", user_id="U2", channel_id="C1", workspace="T1", can_manage_channel=True
 )
+
+
+def ask(handler: Handler, caller: Caller, text: str, now: datetime) -> Reply:
+    """What `PaperBot.run` does in the store thread with typed text."""
+    return handler.handle(caller, parse_command(text), now)
 
 
 @pytest.fixture
@@ -60,6 +65,25 @@ def test_parse_command(text: str, expected: Command) -> None:
     assert parse_command(text) == expected
 
 
+READS = ("kv-cache", "settings", "list", "channel settings", "channel list", "x" * 2001)
+OWN_CHANGES = ("follow LoRA", "unfollow 1", "pause", "settings tz UTC")
+CHANNEL_CHANGES = ("channel subscribe MoE", "channel unsub 1", "channel settings max 3")
+
+
+def test_a_command_says_what_it_changes_and_what_it_needs() -> None:
+    for text in READS + OWN_CHANGES + CHANNEL_CHANGES:
+        command = parse_command(text)
+        assert command.changes_subscriptions is (text not in READS), text
+        assert command.needs_channel_permission is (text in CHANNEL_CHANGES), text
+
+
+def test_any_text_parses_and_too_long_text_is_answered_by_the_handler(handler: Handler) -> None:
+    command = parse_command("subscribe " + "x" * 2000)
+    assert command.action == "invalid"
+    reply = handler.handle(ALICE, command, NOW)
+    assert reply.error and "a command can be at most 2000" in reply.text
+
+
 def test_parse_values() -> None:
     assert parse_time("9") == "09:00"
     assert parse_time("5:15pm") == "17:15"
@@ -81,32 +105,32 @@ def test_parse_values() -> None:
 
 
 def test_subscribe_list_unsubscribe_round_trip(handler: Handler) -> None:
-    reply = handler.handle_text(ALICE, "subscribe kv-cache", NOW)
+    reply = ask(handler, ALICE, "subscribe kv-cache", NOW)
     assert not reply.error and "Subscribed to `kv-cache`" in reply.text
-    assert "already" in handler.handle_text(ALICE, "subscribe KV-Cache", NOW).text
-    handler.handle_text(ALICE, "subscribe mixture of experts", NOW)
-    listed = handler.handle_text(ALICE, "list", NOW).text
+    assert "already" in ask(handler, ALICE, "subscribe KV-Cache", NOW).text
+    ask(handler, ALICE, "subscribe mixture of experts", NOW)
+    listed = ask(handler, ALICE, "list", NOW).text
     assert "1. kv-cache" in listed and "2. mixture of experts" in listed
-    assert "Unsubscribed from `kv-cache`" in handler.handle_text(ALICE, "unsubscribe 1", NOW).text
-    assert "1. mixture of experts" in handler.handle_text(ALICE, "list", NOW).text
-    bad = handler.handle_text(ALICE, "unsubscribe 7", NOW)
+    assert "Unsubscribed from `kv-cache`" in ask(handler, ALICE, "unsubscribe 1", NOW).text
+    assert "1. mixture of experts" in ask(handler, ALICE, "list", NOW).text
+    bad = ask(handler, ALICE, "unsubscribe 7", NOW)
     assert bad.error and "no topic number 7" in bad.text
 
 
 def test_lookup_gives_cards_with_why(handler: Handler) -> None:
-    reply = handler.handle_text(ALICE, "kv-cache", NOW)
+    reply = ask(handler, ALICE, "kv-cache", NOW)
     assert not reply.error and len(reply.cards) == 5
     assert all(card.why for card in reply.cards)
     assert reply.subscribe_topic == "kv-cache"
 
 
 def test_settings_change_and_validation(handler: Handler) -> None:
-    assert handler.handle_text(ALICE, "settings tz Europe/Berlin", NOW).text.startswith("Saved.")
-    reply = handler.handle_text(ALICE, "settings time 7:30", NOW)
+    assert ask(handler, ALICE, "settings tz Europe/Berlin", NOW).text.startswith("Saved.")
+    reply = ask(handler, ALICE, "settings time 7:30", NOW)
     assert "07:30 (Europe/Berlin)" in reply.text
-    assert "mon,wed" in handler.handle_text(ALICE, "settings days mon,wed", NOW).text
-    assert "up to 3 papers" in handler.handle_text(ALICE, "settings max 3", NOW).text
-    assert "paused" in handler.handle_text(ALICE, "settings pause", NOW).text
+    assert "mon,wed" in ask(handler, ALICE, "settings days mon,wed", NOW).text
+    assert "up to 3 papers" in ask(handler, ALICE, "settings max 3", NOW).text
+    assert "paused" in ask(handler, ALICE, "settings pause", NOW).text
     for bad in (
         "settings tz Mars/Olympus",
         "settings max 0",
@@ -117,49 +141,49 @@ def test_settings_change_and_validation(handler: Handler) -> None:
         "settings days ,",
         "settings days , ,",
     ):
-        reply = handler.handle_text(ALICE, bad, NOW)
+        reply = ask(handler, ALICE, bad, NOW)
         assert reply.error, bad
     # Nothing of the bad input changed the saved settings.
     assert (
         "07:30 (Europe/Berlin), mon,wed, up to 3 papers; paused"
-        in handler.handle_text(ALICE, "settings", NOW).text
+        in ask(handler, ALICE, "settings", NOW).text
     )
 
 
 def test_channel_subscriptions_need_a_manager(handler: Handler) -> None:
-    refused = handler.handle_text(ALICE, "channel subscribe MoE", NOW)
+    refused = ask(handler, ALICE, "channel subscribe MoE", NOW)
     assert refused.error and "manage this channel" in refused.text
-    assert "No topics yet" in handler.handle_text(ALICE, "channel list", NOW).text
-    assert not handler.handle_text(MANAGER, "channel subscribe MoE", NOW).error
-    assert "1. MoE" in handler.handle_text(ALICE, "channel list", NOW).text
-    assert handler.handle_text(ALICE, "channel unsubscribe MoE", NOW).error
-    assert handler.handle_text(ALICE, "channel settings max 3", NOW).error
-    assert not handler.handle_text(MANAGER, "channel unsubscribe 1", NOW).error
+    assert "No topics yet" in ask(handler, ALICE, "channel list", NOW).text
+    assert not ask(handler, MANAGER, "channel subscribe MoE", NOW).error
+    assert "1. MoE" in ask(handler, ALICE, "channel list", NOW).text
+    assert ask(handler, ALICE, "channel unsubscribe MoE", NOW).error
+    assert ask(handler, ALICE, "channel settings max 3", NOW).error
+    assert not ask(handler, MANAGER, "channel unsubscribe 1", NOW).error
 
 
 def test_topic_limits(handler: Handler) -> None:
-    assert handler.handle_text(ALICE, "subscribe " + "x" * 400, NOW).error
-    assert handler.handle_text(ALICE, 'subscribe "', NOW).error
+    assert ask(handler, ALICE, "subscribe " + "x" * 400, NOW).error
+    assert ask(handler, ALICE, 'subscribe "', NOW).error
     for n in range(20):
-        assert not handler.handle_text(ALICE, f"subscribe topic{n}", NOW).error
-    full = handler.handle_text(ALICE, "subscribe one more", NOW)
+        assert not ask(handler, ALICE, f"subscribe topic{n}", NOW).error
+    full = ask(handler, ALICE, "subscribe one more", NOW)
     assert full.error and "20 topics" in full.text
 
 
 def test_unknown_and_misspelled(handler: Handler) -> None:
-    reply = handler.handle_text(ALICE, "subscrbe kv-cache", NOW)
+    reply = ask(handler, ALICE, "subscrbe kv-cache", NOW)
     assert reply.error and "/papers subscribe kv-cache" in reply.text
-    assert "paperbot" in handler.handle_text(ALICE, "", NOW).text
+    assert "paperbot" in ask(handler, ALICE, "", NOW).text
 
 
 def test_undeliverable_notice_once(handler: Handler) -> None:
-    handler.handle_text(ALICE, "subscribe MoE", NOW)
+    ask(handler, ALICE, "subscribe MoE", NOW)
     subscriber = handler.subs.find("slack", "user", "U1")
     assert subscriber is not None
     handler.store.subscribers.set_undeliverable(subscriber.id, "DMs closed")
-    first = handler.handle_text(ALICE, "list", NOW)
+    first = ask(handler, ALICE, "list", NOW)
     assert first.notice and "DMs closed" in first.notice
-    assert handler.handle_text(ALICE, "list", NOW).notice is None
+    assert ask(handler, ALICE, "list", NOW).notice is None
 
 
 @settings(
@@ -168,7 +192,7 @@ def test_undeliverable_notice_once(handler: Handler) -> None:
 @given(st.text(max_size=300))
 def test_any_text_gives_a_reply(handler: Handler, text: str) -> None:
     for prefix in ("", "subscribe ", "unsubscribe ", "settings ", "channel ", "settings tz "):
-        reply = handler.handle_text(MANAGER, prefix + text, NOW)
+        reply = ask(handler, MANAGER, prefix + text, NOW)
         assert reply.text
 
 
@@ -179,25 +203,25 @@ WEDNESDAY_1652 = datetime(2026, 12, 2, 16, 52, tzinfo=UTC)
 
 def test_a_new_subscriber_is_promised_tomorrow_not_a_time_already_past(handler: Handler) -> None:
     # Subscribing never sends at once: the first digest comes at the next digest time.
-    reply = handler.handle_text(ALICE, "subscribe MoE", WEDNESDAY_1652)
+    reply = ask(handler, ALICE, "subscribe MoE", WEDNESDAY_1652)
     assert "Next: Thu 03 Dec 09:00." in reply.text
-    reply = handler.handle_text(ALICE, "settings time 7:30am", WEDNESDAY_1652)
+    reply = ask(handler, ALICE, "settings time 7:30am", WEDNESDAY_1652)
     assert "Next: Thu 03 Dec 07:30." in reply.text  # was "Wed 02 Dec 07:30", already past
-    assert "Next: Thu 03 Dec 07:30." in handler.handle_text(ALICE, "list", WEDNESDAY_1652).text
+    assert "Next: Thu 03 Dec 07:30." in ask(handler, ALICE, "list", WEDNESDAY_1652).text
 
 
 def test_moving_the_time_before_now_sends_todays_digest_at_once(handler: Handler) -> None:
     # Following topics since yesterday, with today's 18:00 digest not yet sent.
-    handler.handle_text(ALICE, "subscribe MoE", WEDNESDAY_1652.replace(day=1))
-    handler.handle_text(ALICE, "settings time 18:00", WEDNESDAY_1652.replace(day=1))
-    reply = handler.handle_text(ALICE, "settings time 7:30", WEDNESDAY_1652)
+    ask(handler, ALICE, "subscribe MoE", WEDNESDAY_1652.replace(day=1))
+    ask(handler, ALICE, "settings time 18:00", WEDNESDAY_1652.replace(day=1))
+    reply = ask(handler, ALICE, "settings time 7:30", WEDNESDAY_1652)
     assert "Next: today, within a minute." in reply.text
 
 
 def test_a_misspelled_setting_suggests_the_command_without_a_stray_space(
     handler: Handler,
 ) -> None:
-    handler.handle_text(ALICE, "subscribe MoE", NOW)
-    assert "Did you mean `settings time`?" in handler.handle_text(ALICE, "settings tme", NOW).text
-    reply = handler.handle_text(ALICE, "settings tme 9:00", NOW)
+    ask(handler, ALICE, "subscribe MoE", NOW)
+    assert "Did you mean `settings time`?" in ask(handler, ALICE, "settings tme", NOW).text
+    reply = ask(handler, ALICE, "settings tme 9:00", NOW)
     assert "Did you mean `settings time 9:00`?" in reply.text

@@ -12,7 +12,13 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from adapters.console import CALLER, ConsoleDestination, render_reply, strip_command
+from adapters.console import (
+    CALLER,
+    ConsoleDestination,
+    command_of,
+    render_reply,
+    strip_command,
+)
 from bot.digests import DigestRunner
 from bot.models import DigestSettings
 from bot.runtime import StoreRunner
@@ -49,7 +55,7 @@ async def test_replies_render_as_text() -> None:
     add_paper(store, "2611.00002", "Mixture of experts routing", MONDAY_0850)
     runner = StoreRunner(store)
     bot = PaperBot(runner, clock=lambda: MONDAY_0850)
-    text = render_reply(await bot.handle(CALLER, strip_command("/papers MoE")))
+    text = render_reply(await bot.run(CALLER, command_of("/papers MoE")))
     assert "1. Mixture of experts routing" in text and "why:" in text
     assert strip_command("papers list") == "list" and strip_command("  /papers  ") == ""
     await runner.close()

@@ -369,16 +369,16 @@ def test_invite_url_has_exactly_the_needed_permissions() -> None:
 async def test_run_starts_the_adapter_when_a_token_is_set(
     fake: FakeDiscord, bot: PaperBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from adapters.cli import _start_discord
+    from adapters.discord_app import discord_adapter
     from bot.config import Settings
 
     monkeypatch.setenv("DISCORD_TOKEN", DISCORD_TEST_TOKEN)
     monkeypatch.setenv("DISCORD_GUILD_ID", GUILD_ID)
-    destinations: dict[str, Any] = {}
     adapters = Adapters()
-    stop = await _start_discord(Settings(), bot, destinations, adapters)
+    adapter = discord_adapter(Settings(), bot, adapters)
+    await adapter.start()
     try:
-        assert isinstance(destinations["discord"], DiscordDestination)
+        assert isinstance(adapter.destination, DiscordDestination)
         # Nothing was waited for: it logs in, syncs and connects in the background.
         assert adapters.get("discord") == AdapterState("starting")
         assert not fake.sent("PUT", "/applications/")
@@ -386,7 +386,7 @@ async def test_run_starts_the_adapter_when_a_token_is_set(
         assert fake.sent("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands")
         assert fake.identified == 1
     finally:
-        await stop()
+        await adapter.stop()
 
 
 async def test_discord_5xx_and_errors_still_deliver_each_digest_exactly_once(
@@ -435,9 +435,6 @@ class BrokenBot(PaperBot):
         raise RuntimeError("the store is on fire")
 
     async def run(self, caller: Any, command: Any) -> Any:
-        return await self._fail()
-
-    async def more_like(self, caller: Any, paper_id: str) -> Any:
         return await self._fail()
 
     async def suggest_topics(self, platform: str, typed: str, limit: int) -> Any:

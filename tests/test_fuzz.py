@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.commands import Handler
+from bot.commands import Handler, parse_command
 from bot.errors import SourceError
 from bot.importer import import_files
 from bot.models import Caller, Reply
@@ -64,7 +64,7 @@ def fuzz_store() -> Iterator[Store]:
 
 def check_command(store: Store, text: str, manager: bool) -> None:
     caller = Caller("console", "fuzzer", "C1", "W1", can_manage_channel=manager)
-    reply = Handler(store).handle_text(caller, text, NOW)
+    reply = Handler(store).handle(caller, parse_command(text), NOW)
     assert isinstance(reply, Reply)
     assert reply.text.strip()
     # However it went, the store still holds the sample papers and its rules.

@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes
+from bot.commands import Command
 from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
@@ -28,6 +29,7 @@ from bot.models import Caller, DigestSettings
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
+from bot.storage.backup import BackupError, backup
 from tests.conftest import DISCORD_TEST_TOKEN, FIXTURES, SEED, SLACK_TEST_TOKEN
 from tests.fakes.core import FakeDestination, add_paper, add_subscriber
 
@@ -118,7 +120,7 @@ async def test_healthz_and_metrics_over_http(runner: StoreRunner) -> None:
     app = web.Application()
     add_ops_routes(app, health)
     bot = PaperBot(runner, clock=lambda: NOW)
-    await bot.handle(Caller("slack", "U1"), "help")
+    await bot.run(Caller("slack", "U1"), Command("help"))
     async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
         ok = await client.get("/healthz")
         assert ok.status == 200 and (await ok.json()) == {"status": "ok", "store": "ok"}

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from adapters.cli import cli
 from bot import semantic
-from bot.commands import Handler
+from bot.commands import Handler, parse_command
 from bot.config import Settings
 from bot.digests import preview
 from bot.ingest import embed_pending, run_ingest
@@ -189,7 +189,7 @@ def test_more_like_this_finds_papers_close_in_meaning_and_leaves_out_muted_ones(
     assert [c.paper_id for c in reply.cards][:1] == [VOICE[0]]
     assert SPOKEN[0] not in [c.paper_id for c in reply.cards]
     assert reply.cards[0].why.startswith('related: close in meaning to "Transcribing spoken audio"')
-    handler.handle_text(me, "subscribe speech", NOW)
+    handler.handle(me, parse_command("subscribe speech"), NOW)
     subscriber = handler.subs.find("console", "user", "me")
     assert subscriber is not None
     handler.subs.mute(subscriber.id, VOICE[0], NOW)

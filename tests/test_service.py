@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.commands import Command
+from bot.commands import Command, parse_command
 from bot.errors import SourceError
 from bot.importer import import_files
 from bot.models import Caller, Paper
@@ -38,11 +38,11 @@ async def test_fallback_fills_a_thin_lookup_and_says_so(runner: StoreRunner) -> 
         ]
 
     bot = PaperBot(runner, clock=lambda: NOW, fallback=remote)
-    reply = await bot.handle(ME, "kazakh")
+    reply = await bot.run(ME, parse_command("kazakh"))
     assert asked == ["kazakh"]
     assert "Hugging Face" in reply.text and reply.cards[-1].title == "Kazakh speech corpus"
     assert reply.cards[-1].why == "found by Hugging Face paper search"
-    full = await bot.handle(ME, "kv-cache")  # enough local results: no remote call
+    full = await bot.run(ME, parse_command("kv-cache"))  # enough local results: no remote call
     assert asked == ["kazakh"] and len(full.cards) == 5
 
 
@@ -50,7 +50,8 @@ async def test_fallback_failure_keeps_the_local_answer(runner: StoreRunner) -> N
     async def down(query: str, limit: int) -> list[Paper]:
         raise SourceError("down")
 
-    reply = await PaperBot(runner, clock=lambda: NOW, fallback=down).handle(ME, "kazakh")
+    bot = PaperBot(runner, clock=lambda: NOW, fallback=down)
+    reply = await bot.run(ME, parse_command("kazakh"))
     assert "No papers" in reply.text and not reply.cards
 
 
@@ -61,19 +62,19 @@ async def test_a_bug_becomes_a_polite_reply(runner: StoreRunner, monkeypatch) ->
         raise RuntimeError("bug")
 
     monkeypatch.setattr(commands.Handler, "handle", boom)
-    reply = await PaperBot(runner, clock=lambda: NOW).handle(ME, "help")
+    reply = await PaperBot(runner, clock=lambda: NOW).run(ME, parse_command("help"))
     assert reply.error and "went wrong" in reply.text
 
 
 async def test_mute_and_more_like_this(runner: StoreRunner) -> None:
     bot = PaperBot(runner, clock=lambda: NOW)
-    first = (await bot.handle(ME, "kv-cache")).cards[0]
-    assert "won't show you" in (await bot.mute(ME, first.paper_id)).text
-    again = await bot.handle(ME, "kv-cache")
+    first = (await bot.run(ME, parse_command("kv-cache"))).cards[0]
+    assert "won't show you" in (await bot.run(ME, Command("mute", arg=first.paper_id))).text
+    again = await bot.run(ME, parse_command("kv-cache"))
     assert first.paper_id not in [c.paper_id for c in again.cards]
-    like = await bot.more_like(ME, again.cards[0].paper_id)
+    like = await bot.run(ME, Command("more", arg=again.cards[0].paper_id))
     assert like.cards and again.cards[0].paper_id not in [c.paper_id for c in like.cards]
-    assert (await bot.mute(ME, "nope")).error
+    assert (await bot.run(ME, Command("mute", arg="nope"))).error
 
 
 async def test_run_takes_a_parsed_command(runner: StoreRunner) -> None:
@@ -89,9 +90,9 @@ async def test_topic_suggestions_put_popular_topics_before_the_lexicon(
 ) -> None:
     bot = PaperBot(runner, clock=lambda: NOW)
     for user in ("a", "b", "c"):
-        await bot.handle(Caller("discord", user), "subscribe kv cache compression")
-    await bot.handle(Caller("discord", "d"), "subscribe kv cache eviction")
-    await bot.handle(Caller("slack", "e"), "subscribe kv cache on slack")
+        await bot.run(Caller("discord", user), parse_command("subscribe kv cache compression"))
+    await bot.run(Caller("discord", "d"), parse_command("subscribe kv cache eviction"))
+    await bot.run(Caller("slack", "e"), parse_command("subscribe kv cache on slack"))
     suggestions = await bot.suggest_topics("discord", "KV", 25)
     assert suggestions[:2] == [
         ("kv cache compression", "kv cache compression"),

@@ -152,7 +152,9 @@ async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
 ) -> None:
     import logging
 
-    from adapters.cli import _start_slack
+    from aiohttp import web
+
+    from adapters.slack_app import slack_adapter
     from bot.config import Settings
     from bot.health import Adapters, AdapterState
 
@@ -162,25 +164,24 @@ async def test_a_refused_app_token_stops_socket_mode_with_one_error_line(
     fake_slack.errors["apps.connections.open"] = ["invalid_auth"]
     runner = StoreRunner(Store.open(":memory:"))
     adapters = Adapters()
-    stop, web_app = await _start_slack(Settings(), PaperBot(runner), {}, adapters)
-    assert web_app is None and adapters.get("slack") == AdapterState("starting")
+    adapter = slack_adapter(Settings(), PaperBot(runner), adapters)
+    assert not adapter.mount(web.Application())  # Socket Mode: no HTTP route
+    await adapter.start()
+    assert adapters.get("slack") == AdapterState("starting")
     await wait_for(lambda: (adapters.get("slack") or AdapterState("starting")).state == "failed")
     reason = adapters.get("slack").reason  # type: ignore[union-attr]
     assert reason.startswith("Slack refused SLACK_APP_TOKEN (invalid_auth): create an app-level")
     assert len(fake_slack.of("apps.connections.open")) == 1  # not retried
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [f"slack adapter stopped: {reason}"]
-    await stop()
+    await adapter.stop()
     await runner.close()
 
 
 class FailingBot(PaperBot):
     """The core raising under a listener, after the ack."""
 
-    async def handle(self, caller: Any, text: str) -> Any:
-        raise RuntimeError("the store is on fire")
-
-    async def mute(self, caller: Any, paper_id: str) -> Any:
+    async def run(self, caller: Any, command: Any) -> Any:
         raise RuntimeError("the store is on fire")
 
 
@@ -401,6 +402,31 @@ async def test_app_home_shows_topics_and_refreshes_after_subscribe(
     headers = {**signed(raw), "Content-Type": "application/json"}
     assert await post(server, raw, headers) == 200
     await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)
+
+
+@pytest.mark.parametrize("text", ["follow LoRA", "unfollow 1", "pause", "settings tz UTC"])
+async def test_every_form_that_changes_topics_or_settings_refreshes_app_home(
+    app_server, fake_slack: FakeSlack, text: str
+) -> None:  # type: ignore[no-untyped-def]
+    # Regression: the adapter used to guess from the first word, and missed `follow`.
+    server, _runner = app_server
+    for typed in ("subscribe MoE", text):
+        body = command(fake_slack, typed)
+        await post(server, body, signed(body))
+    await wait_for(lambda: len(fake_slack.of("views.publish")) == 2)
+    assert len(fake_slack.of("respond")) == 2
+
+
+async def test_a_look_up_or_a_refused_change_leaves_app_home_alone(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, _runner = app_server
+    for typed in ("kv-cache", "list", "settings", "follow", "settings max 0"):
+        body = command(fake_slack, typed)
+        await post(server, body, signed(body))
+    await wait_for(lambda: len(fake_slack.of("respond")) == 5)
+    await asyncio.sleep(0.1)
+    assert not fake_slack.of("views.publish")
 
 
 async def test_scheduler_tick_delivers_dm_and_channel_digests_once(fake_slack: FakeSlack) -> None:

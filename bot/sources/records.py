@@ -149,10 +149,3 @@ def paper_from_hf(item: Any) -> Paper:
         ai_keywords=_str_list(paper.get("ai_keywords"), "ai_keywords"),
         sources=("hf",),
     )
-
-
-def hf_list_date(item: Any) -> str | None:
-    """The Daily Papers list date of an item (the date of `paper.submittedOnDailyAt`)."""
-    if not is_hf_item(item):
-        return None
-    return iso_date(item["paper"].get("submittedOnDailyAt"))

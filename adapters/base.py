@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from aiohttp import web
+
 from bot.digests import Destination
 
 

@@ -27,7 +27,7 @@ from adapters.console import ConsoleAdapter, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, healthz_url, serve
 from bot import cli as core
 from bot import logs
-from bot.cli import open_store
+from bot.cli import load_semantic
 from bot.config import Settings, load_settings
 from bot.digests import DigestRunner
 from bot.health import Adapters, Health, check_health
@@ -87,13 +87,13 @@ def console_command(settings: Settings) -> None:
     _quiet_console_logs()
 
     async def main() -> None:
-        runner = StoreRunner(open_store(settings))
+        runner = StoreRunner(Store.open(settings.db_path))
         try:
             message = await _load_sample_if_empty(runner)
             if message:
                 click.echo(message + " (The store was empty.)", err=True)
             lines = sys.stdin.read().splitlines()
-            await run_lines(PaperBot(runner), lines, sys.stdout)
+            await run_lines(PaperBot(runner, semantic=load_semantic(settings)), lines, sys.stdout)
         finally:
             await runner.close()
 
@@ -127,14 +127,15 @@ async def _run(settings: Settings) -> None:
     # From the first moment: a stop during start-up is as graceful as one after it. (At the
     # console prompt Ctrl-C is a key the prompt reads; while a command runs, it is this signal.)
     stop_signal = _StopSignal()
-    runner = StoreRunner(open_store(settings))
+    runner = StoreRunner(Store.open(settings.db_path))
+    semantic = load_semantic(settings)
     client = httpx.AsyncClient(timeout=settings.http_timeout_seconds)
     hf = HuggingFaceSource(client, settings.hf_api_url, timeout=FALLBACK_SECONDS)
 
     async def fallback(query: str, limit: int) -> list[Paper]:
         return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
 
-    bot = PaperBot(runner, fallback=fallback)
+    bot = PaperBot(runner, fallback=fallback, semantic=semantic)
     registry = Adapters()
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     scheduler = None
@@ -156,10 +157,12 @@ async def _run(settings: Settings) -> None:
             started = await adapter.start()
             if started:
                 click.echo(started)
-        digests = DigestRunner(runner, {a.platform: a.destination for a in adapters})
+        digests = DigestRunner(
+            runner, {a.platform: a.destination for a in adapters}, semantic=semantic
+        )
 
         async def ingest() -> None:
-            await run_ingest(settings, runner, datetime.now(UTC))
+            await run_ingest(settings, runner, datetime.now(UTC), semantic=semantic)
 
         scheduler = build_scheduler(digests.tick, ingest, settings.ingest_interval_minutes)
 

@@ -74,19 +74,17 @@ def _print_hits(hits: list[SearchHit], as_json: bool) -> None:
         click.echo(f"    why: {hit.why()}")
 
 
-def open_store(settings: Settings) -> Store:
-    """Open the configured store, with semantic matching when it is on and installed."""
-    store = Store.open(settings.db_path)
-    if settings.semantic == "auto":
-        encoder = load_encoder()
-        if encoder is not None:
-            store.semantic = Semantic(encoder)
-    return store
+def load_semantic(settings: Settings) -> Semantic | None:
+    """The semantic extra, when it is on and installed; None means matching by words alone."""
+    if settings.semantic != "auto":
+        return None
+    encoder = load_encoder()
+    return None if encoder is None else Semantic(encoder)
 
 
 @contextmanager
 def _open_store(settings: Settings) -> Iterator[Store]:
-    store = open_store(settings)
+    store = Store.open(settings.db_path)
     try:
         yield store
     finally:
@@ -125,7 +123,7 @@ def search_command(settings: Settings, query: tuple[str, ...], limit: int, as_js
     """Ranked look-up: what `/papers QUERY` shows."""
     with _open_store(settings) as store:
         try:
-            hits = search(store, " ".join(query), limit=limit)
+            hits = search(store, " ".join(query), limit=limit, semantic=load_semantic(settings))
         except InvalidQuery as exc:
             click.echo(f"Invalid query: {exc}", err=True)
             sys.exit(2)
@@ -140,7 +138,7 @@ def match_command(settings: Settings, topic: tuple[str, ...], as_json: bool) -> 
     """Every stored paper a subscription to TOPIC would put in a digest."""
     with _open_store(settings) as store:
         try:
-            hits = matches(store, " ".join(topic))
+            hits = matches(store, " ".join(topic), semantic=load_semantic(settings))
         except InvalidQuery as exc:
             click.echo(f"Invalid topic: {exc}", err=True)
             sys.exit(2)
@@ -162,7 +160,7 @@ def ingest_command(
     from bot.runtime import StoreRunner
 
     async def main() -> int:
-        runner = StoreRunner(open_store(settings))
+        runner = StoreRunner(Store.open(settings.db_path))
         try:
             report = await run_ingest(
                 settings,
@@ -172,6 +170,7 @@ def ingest_command(
                 since.date() if since else None,
                 until.date() if until else None,
                 progress=lambda line: click.echo(line, err=True),
+                semantic=load_semantic(settings),
             )
         finally:
             await runner.close()
@@ -197,13 +196,14 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
         raise click.ClickException(f"semantic matching is unavailable: {why}")
     if settings.semantic == "off":
         raise click.ClickException("semantic matching is off (PAPERBOT_SEMANTIC=off)")
+    meaning = load_semantic(settings)
+    assert meaning is not None  # the extra is installed and on (checked above)
     with _open_store(settings) as store:
-        assert store.semantic is not None
         if force:
             store.papers.clear_vectors()
-        todo = store.papers.count_without_vectors(store.semantic.encoder.name)
+        todo = store.papers.count_without_vectors(meaning.encoder.name)
         with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
-            done = embed_missing(store.papers, store.semantic, progress=bar.update)
+            done = embed_missing(store.papers, meaning, progress=bar.update)
     click.echo(f"Embedded {done} papers.")
 
 

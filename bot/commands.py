@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from bot.cards import card_from_hit
@@ -35,6 +35,9 @@ from bot.search import like_paper, search
 from bot.storage import Store
 from bot.subscriptions import MAX_TOPICS, Subscriptions
 from bot.topics import MAX_TOPIC_CHARS
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 log = logging.getLogger(__name__)
 
@@ -296,9 +299,10 @@ def _describe_settings(
 class Handler:
     """Runs commands against one store (call it from the store's worker thread)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, semantic: Semantic | None = None) -> None:
         self.store = store
         self.subs = Subscriptions(store)
+        self.semantic = semantic  # the semantic extra, when loaded
 
     def handle(self, caller: Caller, command: Command, now: datetime) -> Reply:
         """Run a command; a domain error becomes an error reply here, the only place it does."""
@@ -388,7 +392,10 @@ class Handler:
         if not query.strip():
             return Reply(HELP)
         hits = self._unmuted(
-            caller, lambda limit: search(self.store, query, limit=limit, today=now.date())
+            caller,
+            lambda limit: search(
+                self.store, query, limit=limit, today=now.date(), semantic=self.semantic
+            ),
         )
         if not hits:
             return Reply(
@@ -407,7 +414,9 @@ class Handler:
         paper = self.store.papers.get(paper_id)
         if paper is None:
             return Reply(UNKNOWN_PAPER, error=True)
-        hits = self._unmuted(caller, lambda limit: like_paper(self.store, paper, limit, now.date()))
+        hits = self._unmuted(
+            caller, lambda limit: like_paper(self.store, paper, limit, now.date(), self.semantic)
+        )
         if not hits:
             return Reply(f"I have nothing else like “{paper.title}” yet.")
         return Reply(f"Papers like “{paper.title}”:", cards=tuple(card_from_hit(h) for h in hits))
@@ -474,7 +483,7 @@ class Handler:
         subscriber = self._existing(caller, channel=False)
         if subscriber is None or not self.subs.topics(subscriber.id):
             return Reply("You follow no topics yet. Add one with `/papers subscribe <topic>`.")
-        digest = preview(self.store, subscriber, now)
+        digest = preview(self.store, subscriber, now, self.semantic)
         if digest.is_empty:
             return Reply("Nothing new on your topics since your last digest.")
         return Reply("Your next digest, as it stands now:", digest=digest)

@@ -189,8 +189,10 @@ async def run_ingest(
     until: date | None = None,
     progress: Callable[[str], None] | None = None,
     client: httpx.AsyncClient | None = None,
+    semantic: Semantic | None = None,
 ) -> IngestReport:
-    """Ingest from the configured sources with a client built from the settings."""
+    """Ingest from the configured sources with a client built from the settings; with the
+    semantic extra, then embed (some of) the papers that lack vectors."""
     report = IngestReport()
     own = client is None
     client = client or httpx.AsyncClient(timeout=settings.http_timeout_seconds)
@@ -228,7 +230,6 @@ async def run_ingest(
         if part.failed:
             SOURCE_ERRORS.labels(name).inc()
         await runner.background(_record(name, part.failed, now))
-    semantic = await runner.call(lambda store: store.semantic)
     if semantic is not None:
         report.embedded = await embed_pending(runner, semantic, limit=EMBED_PER_RUN)
         if report.embedded:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot import lexicon
 from bot.cards import card_from_hit
@@ -24,6 +25,9 @@ from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.storage import Store
 from bot.subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,11 @@ class PaperBot:
         runner: StoreRunner,
         clock: Callable[[], datetime] = utcnow,
         fallback: Callable[[str, int], Awaitable[list[Paper]]] | None = None,
+        semantic: Semantic | None = None,
     ) -> None:
         self.runner = runner
         self.clock = clock
+        self.semantic = semantic  # the semantic extra, when loaded
         # A remote search (Hugging Face's) for look-ups the local store answers poorly.
         self.fallback = fallback
 
@@ -53,7 +59,7 @@ class PaperBot:
         now = self.clock()
 
         def run(store: Store) -> Reply:
-            return Handler(store).handle(caller, command, now)
+            return Handler(store, self.semantic).handle(caller, command, now)
 
         try:
             reply = await self.runner.call(run)

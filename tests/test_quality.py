@@ -36,8 +36,8 @@ def semantic_store():  # type: ignore[no-untyped-def]
 
     if missing() is not None:
         pytest.skip(f"semantic extra: {missing()}")
-    store = evaluate.seeded_store(semantic=True)
-    yield store
+    store = evaluate.seeded_store()
+    yield store, evaluate.embedded(store)
     store.close()
 
 
@@ -50,7 +50,7 @@ SEMANTIC_BARS = {"devset": (0.95, 0.905), "holdout": (0.88, 0.77)}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["devset", "holdout"])
 def test_quality_with_the_semantic_extra(semantic_store, name: str) -> None:  # type: ignore[no-untyped-def]
-    results = evaluate.evaluate(semantic_store, evaluate.load(name))
+    results = evaluate.evaluate(semantic_store[0], evaluate.load(name), semantic_store[1])
     summary = evaluate.summary(results)
     ndcg, f1 = SEMANTIC_BARS[name]
     assert summary["ndcg@10"] >= ndcg, summary

@@ -63,9 +63,14 @@ def encoder() -> semantic.Encoder:
 
 
 @pytest.fixture
+def meaning(encoder: semantic.Encoder) -> Semantic:
+    """The semantic extra, as the composition root passes it to look-ups and digests."""
+    return Semantic(encoder)
+
+
+@pytest.fixture
 def store(tmp_path: Path, encoder: semantic.Encoder) -> Iterator[Store]:
     opened = Store.open(tmp_path / "papers.db")
-    opened.semantic = Semantic(encoder)
     for i, (paper_id, title, summary) in enumerate((SPOKEN, VOICE, PROTEIN)):
         add_paper(opened, paper_id, title, NOW - timedelta(hours=3 - i), summary=summary)
     yield opened
@@ -101,10 +106,10 @@ def test_packed_vectors_keep_their_cosine(encoder: semantic.Encoder) -> None:
 
 
 @needs_model
-def test_a_vector_is_recomputed_only_when_its_text_changes(store: Store) -> None:
+def test_a_vector_is_recomputed_only_when_its_text_changes(store: Store, meaning: Semantic) -> None:
     model = semantic.MODEL_NAME
     assert store.papers.count_without_vectors(model) == 3
-    assert embed_missing(store, store.semantic) == 3  # type: ignore[arg-type]
+    assert embed_missing(store.papers, meaning) == 3
     assert store.papers.count_without_vectors(model) == 0
     add_paper(store, PROTEIN[0], PROTEIN[1], NOW, summary=PROTEIN[2], upvotes=40)
     assert store.papers.count_without_vectors(model) == 0  # upvotes are not embedded
@@ -147,7 +152,7 @@ def test_papers_embedded_before_passages_were_stored_count_as_missing(tmp_path: 
 
 @needs_model
 def test_a_paper_with_one_passage_on_the_topic_scores_above_its_whole_text(
-    store: Store, encoder: semantic.Encoder
+    store: Store, meaning: Semantic, encoder: semantic.Encoder
 ) -> None:
     import numpy as np
 
@@ -159,32 +164,32 @@ def test_a_paper_with_one_passage_on_the_topic_scores_above_its_whole_text(
         "Experiments on protein benchmarks show accurate structures for long chains."
     )
     add_paper(store, "2611.00004", "Protein structure from sequence", NOW, summary=summary)
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    embed_missing(store.papers, meaning)
     rowid = store.conn.execute("SELECT rowid FROM papers WHERE id = '2611.00004'").fetchone()[0]
     topic = parse("speech recognition")
-    query = store.semantic.query_vectors(topic)[0]  # type: ignore[union-attr,index]
+    query = meaning.query_vectors(topic)[0]  # type: ignore[index]
     whole_text, passages = semantic.paper_texts("Protein structure from sequence", summary)
     vectors = encoder.encode([whole_text, *passages])
     closest = float(np.max(vectors[1:] @ query))
     expected = (1 - semantic.PASSAGE_WEIGHT) * float(vectors[0] @ query)
     expected += semantic.PASSAGE_WEIGHT * closest
-    similarity = store.semantic.similar(store, topic, [rowid])[rowid]  # type: ignore[union-attr]
+    similarity = meaning.similar(store.papers, topic, [rowid])[rowid]
     assert similarity == pytest.approx(expected, abs=0.01)
     assert closest > float(vectors[0] @ query) + 0.1
 
 
 @needs_model
 def test_more_like_this_finds_papers_close_in_meaning_and_leaves_out_muted_ones(
-    store: Store,
+    store: Store, meaning: Semantic
 ) -> None:
     me = Caller("console", "me")
-    handler = Handler(store)
+    handler = Handler(store, meaning)
     # Before its vector is computed a paper gets a look-up of its title's words.
     by_words = handler.more_like(me, SPOKEN[0], NOW)
     assert [c.paper_id for c in by_words.cards] == [VOICE[0]]
     assert "related" not in by_words.cards[0].why
     assert "nothing else like" in handler.more_like(me, PROTEIN[0], NOW).text
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+    embed_missing(store.papers, meaning)
     reply = handler.more_like(me, SPOKEN[0], NOW)
     assert [c.paper_id for c in reply.cards][:1] == [VOICE[0]]
     assert SPOKEN[0] not in [c.paper_id for c in reply.cards]
@@ -198,64 +203,72 @@ def test_more_like_this_finds_papers_close_in_meaning_and_leaves_out_muted_ones(
 
 
 @needs_model
-def test_a_lookup_finds_papers_by_meaning_and_says_so(store: Store) -> None:
-    assert search(store, "speech recognition") == []  # no paper has the words
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
-    hits = search(store, "speech recognition", limit=3)
+def test_a_lookup_finds_papers_by_meaning_and_says_so(store: Store, meaning: Semantic) -> None:
+    assert search(store, "speech recognition", semantic=meaning) == []  # no paper has the words
+    embed_missing(store.papers, meaning)
+    hits = search(store, "speech recognition", limit=3, semantic=meaning)
     assert {h.paper.id for h in hits[:2]} == {SPOKEN[0], VOICE[0]}
     assert hits[0].why().startswith('related: close in meaning to "speech recognition" (0.')
     assert hits[-1].paper.id == PROTEIN[0] and hits[-1].score < hits[1].score
 
 
 @needs_model
-def test_word_matches_still_rank_and_explain_as_before(store: Store) -> None:
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
-    hits = search(store, "protein diffusion", limit=3)
+def test_word_matches_still_rank_and_explain_as_before(store: Store, meaning: Semantic) -> None:
+    embed_missing(store.papers, meaning)
+    hits = search(store, "protein diffusion", limit=3, semantic=meaning)
     assert hits[0].paper.id == PROTEIN[0]
     assert '"protein" in title' in hits[0].why()
 
 
 @needs_model
-def test_exclusions_and_filters_hold_for_papers_found_by_meaning(store: Store) -> None:
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
-    ids = {h.paper.id for h in search(store, "speech recognition -voice")}
+def test_exclusions_and_filters_hold_for_papers_found_by_meaning(
+    store: Store, meaning: Semantic
+) -> None:
+    embed_missing(store.papers, meaning)
+    ids = {h.paper.id for h in search(store, "speech recognition -voice", semantic=meaning)}
     assert VOICE[0] not in ids and SPOKEN[0] in ids
-    assert search(store, "speech recognition cat:q-bio") == []
+    assert search(store, "speech recognition cat:q-bio", semantic=meaning) == []
     # title: asks for the word itself.
-    assert search(store, "title:speech") == []
+    assert search(store, "title:speech", semantic=meaning) == []
 
 
 @needs_model
-def test_a_subscription_adds_close_papers_as_related_and_leaves_the_rest(store: Store) -> None:
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
-    hits = matches(store, "speech recognition")
+def test_a_subscription_adds_close_papers_as_related_and_leaves_the_rest(
+    store: Store, meaning: Semantic
+) -> None:
+    embed_missing(store.papers, meaning)
+    hits = matches(store, "speech recognition", semantic=meaning)
     assert {h.paper.id for h in hits} == {SPOKEN[0], VOICE[0]}
     for hit in hits:
         assert hit.reasons[0].similarity is not None
         assert hit.reasons[0].similarity >= RELATED_MIN_SIMILARITY
-    assert matches(store, "protein") and all(
-        h.reasons[0].similarity is None for h in matches(store, "protein")
+    assert matches(store, "protein", semantic=meaning) and all(
+        h.reasons[0].similarity is None for h in matches(store, "protein", semantic=meaning)
     )
 
 
 @needs_model
-def test_a_digest_carries_related_papers_marked_related(store: Store) -> None:
-    embed_missing(store, store.semantic)  # type: ignore[arg-type]
+def test_a_digest_carries_related_papers_marked_related(store: Store, meaning: Semantic) -> None:
+    embed_missing(store.papers, meaning)
     subscriber = add_subscriber(store, "ada", ["speech recognition"], NOW - timedelta(days=2))
-    digest = preview(store, subscriber, NOW + timedelta(hours=2))
+    digest = preview(store, subscriber, NOW + timedelta(hours=2), meaning)
     cards = [card for section in digest.sections for card in section.cards]
     assert {card.paper_id for card in cards} == {SPOKEN[0], VOICE[0]}
     assert all(card.why.startswith("related: close in meaning") for card in cards)
 
 
 @needs_model
-def test_vectors_another_process_writes_are_seen(store: Store, tmp_path: Path) -> None:
-    assert search(store, "speech recognition") == []  # loads the (empty) index
+def test_vectors_another_process_writes_are_seen(
+    store: Store, meaning: Semantic, tmp_path: Path
+) -> None:
+    assert search(store, "speech recognition", semantic=meaning) == []  # loads the (empty) index
     other = Store.open(tmp_path / "papers.db")
-    other.semantic = Semantic(store.semantic.encoder)  # type: ignore[union-attr]
-    embed_missing(other, other.semantic)
+    embed_missing(other.papers, Semantic(meaning.encoder))
     other.close()
-    assert search(store, "speech recognition")[0].paper.id in {SPOKEN[0], VOICE[0]}
+    assert search(store, "speech recognition", semantic=meaning)[0].paper.id in {
+        SPOKEN[0],
+        VOICE[0],
+    }
 
 
 @needs_model
@@ -269,12 +282,19 @@ async def test_ingest_computes_vectors_off_the_store_thread(
         return httpx.Response(200, content=payload if page == 0 else b"[]")
 
     store = Store.open(tmp_path / "papers.db")
-    store.semantic = Semantic(encoder)
+    meaning = Semantic(encoder)
     runner = StoreRunner(store)
     client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
     try:
         report = await run_ingest(
-            Settings(), runner, NOW, "hf", since=NOW.date(), until=NOW.date(), client=client
+            Settings(),
+            runner,
+            NOW,
+            "hf",
+            since=NOW.date(),
+            until=NOW.date(),
+            client=client,
+            semantic=meaning,
         )
         assert report.sources["hf"].stats.new > 0
         assert report.embedded == report.sources["hf"].stats.new
@@ -282,7 +302,7 @@ async def test_ingest_computes_vectors_off_the_store_thread(
             lambda store: store.papers.count_without_vectors(semantic.MODEL_NAME)
         )
         assert left == 0
-        assert await embed_pending(runner, store.semantic) == 0
+        assert await embed_pending(runner, meaning) == 0
     finally:
         await client.aclose()
         await runner.close()

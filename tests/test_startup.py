@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from bot import topics
+from bot.topics import language
 from bot.startup import FULL_GC_EVERY, settle_gc
 
 
@@ -13,7 +13,7 @@ def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() ->
     try:
         settle_gc()
         assert gc.get_freeze_count() > 0
-        assert topics._lexicon_index.cache_info().currsize == 1  # built before the freeze
+        assert language._lexicon_index.cache_info().currsize == 1  # built before the freeze
         assert gc.get_threshold() == (before[0], before[1], FULL_GC_EVERY)
     finally:
         gc.unfreeze()

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sqlite_utils import Database
 
@@ -25,9 +24,6 @@ from bot.storage.papers import Papers, UpsertStats
 from bot.storage.sources import IngestStatus, Sources
 from bot.storage.subscribers import Subscribers, topic_key
 from bot.storage.times import parse_utc, utc_iso
-
-if TYPE_CHECKING:
-    from bot.semantic import Semantic
 
 __all__ = [
     "IngestStatus",
@@ -52,7 +48,6 @@ class Store:
         self.sources = Sources(db.conn)
         self.subscribers = Subscribers(db)
         self.ledger = Ledger(db.conn)
-        self.semantic: Semantic | None = None  # TEMPORARY: goes in this restructure
 
     @classmethod
     def open(cls, path: str | Path) -> Store:

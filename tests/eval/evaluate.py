@@ -51,12 +51,14 @@ def dcg(gains: list[float]) -> float:
     return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
 
 
-def evaluate_query(store: Store, query: str, grades: dict[str, int]) -> QueryResult:
-    ranked = [h.paper.id for h in search(store, query, limit=10)]
+def evaluate_query(
+    store: Store, query: str, grades: dict[str, int], semantic: Semantic | None = None
+) -> QueryResult:
+    ranked = [h.paper.id for h in search(store, query, limit=10, semantic=semantic)]
     gains = [2 ** grades.get(pid, 0) - 1 for pid in ranked]
     ideal = sorted((2**g - 1 for g in grades.values()), reverse=True)[:10]
     ndcg = dcg(gains) / dcg(ideal) if ideal else 1.0
-    predicted = {h.paper.id for h in matches(store, query)}
+    predicted = {h.paper.id for h in matches(store, query, semantic=semantic)}
     wanted = {pid for pid, g in grades.items() if g >= 2}
     neutral = {pid for pid, g in grades.items() if g == 1}
     true_pos = len(predicted & wanted)
@@ -76,23 +78,29 @@ def evaluate_query(store: Store, query: str, grades: dict[str, int]) -> QueryRes
     )
 
 
-def evaluate(store: Store, queries: list[dict[str, object]]) -> list[QueryResult]:
+def evaluate(
+    store: Store, queries: list[dict[str, object]], semantic: Semantic | None = None
+) -> list[QueryResult]:
     return [
-        evaluate_query(store, str(q["query"]), dict(q["grades"]))  # type: ignore[call-overload]
+        evaluate_query(store, str(q["query"]), dict(q["grades"]), semantic)  # type: ignore[call-overload]
         for q in queries
     ]
 
 
-def seeded_store(semantic: bool = False) -> Store:
+def seeded_store() -> Store:
     store = Store.open(":memory:")
     import_files(store, [SEED], datetime(2026, 11, 20, tzinfo=UTC))
-    if semantic:
-        encoder = load_encoder()
-        if encoder is None:
-            raise SystemExit("the semantic extra is not installed")
-        store.semantic = Semantic(encoder)
-        embed_missing(store, store.semantic)
     return store
+
+
+def embedded(store: Store) -> Semantic:
+    """The semantic extra, with every paper of `store` embedded."""
+    encoder = load_encoder()
+    if encoder is None:
+        raise SystemExit("the semantic extra is not installed")
+    semantic = Semantic(encoder)
+    embed_missing(store.papers, semantic)
+    return semantic
 
 
 def summary(results: list[QueryResult]) -> dict[str, float]:
@@ -110,7 +118,8 @@ def summary(results: list[QueryResult]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
     which = argv[0] if argv and not argv[0].startswith("-") else "both"
     verbose = "--verbose" in argv
-    store = seeded_store(semantic="--semantic" in argv)
+    store = seeded_store()
+    semantic = embedded(store) if "--semantic" in argv else None
     titles = {
         p.id: p.title
         for p in store.papers.get_many(
@@ -119,7 +128,7 @@ def main(argv: list[str]) -> None:
     }
     names = ["devset", "holdout"] if which == "both" else [which]
     for name in names:
-        results = evaluate(store, load(name))
+        results = evaluate(store, load(name), semantic)
         s = summary(results)
         print(
             f"{name}: {s['queries']:.0f} queries  nDCG@10 {s['ndcg@10']:.3f}"

@@ -55,6 +55,55 @@ def test_no_sql_outside_the_storage_package() -> None:
     assert offenders == []
 
 
+def _module_imports(path: Path) -> set[str]:
+    """The bot modules `path` imports at its top level (for types too: a cycle there is still a
+    tangle), each with the packages above it, whose __init__ runs first. Imports inside
+    functions are left out: they are how a module reaches an optional part late."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    top = [n for n in tree.body if not isinstance(n, ast.If)]
+    top += [n for block in tree.body if isinstance(block, ast.If) for n in block.body]
+    for node in top:
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            found |= {".".join(parts[:n]) for n in range(2, len(parts) + 1)}
+    return {n for n in found if n.startswith("bot.")}
+
+
+def test_the_core_has_no_import_cycle() -> None:
+    modules: dict[str, set[str]] = {}
+    for path in (ROOT / "bot").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = _module_imports(path)
+    graph = {
+        name: {m for m in deps if m in modules and m != name} for name, deps in modules.items()
+    }
+    # A package's __init__ importing its own modules is how a package presents itself.
+    graph = {n: {m for m in deps if not m.startswith(n + ".")} for n, deps in graph.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        for dep in sorted(graph[name]):
+            cycle = visit(dep, [*path, name])
+            if cycle:
+                return cycle
+        done.add(name)
+        return None
+
+    cycles = [c for name in sorted(graph) if (c := visit(name, []))]
+    assert cycles == []
+
+
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
     text = (ROOT / ".env.example").read_text(encoding="utf-8")
     listed = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, flags=re.M))

@@ -356,7 +356,7 @@ class Handler:
 
     def _existing(self, caller: Caller, channel: bool) -> Subscriber | None:
         kind, address = ("channel", caller.channel_id) if channel else ("user", caller.user_id)
-        return self.subs.find(caller.platform, kind, address) if address else None
+        return self.store.subscribers.find(caller.platform, kind, address) if address else None
 
     @staticmethod
     def _require_manager(caller: Caller) -> None:
@@ -382,7 +382,7 @@ class Handler:
     def _unmuted(self, caller: Caller, find: Callable[[int], list[SearchHit]]) -> list[SearchHit]:
         """The first `LOOKUP_LIMIT` hits `find(limit)` gives that the caller has not muted."""
         subscriber = self._existing(caller, channel=False)
-        muted = self.subs.muted(subscriber.id) if subscriber is not None else set()
+        muted = self.store.subscribers.muted(subscriber.id) if subscriber is not None else set()
         # Room for muted papers to drop out; every extra result costs scoring time.
         hits = find(LOOKUP_LIMIT + min(len(muted), 10))
         return [h for h in hits if h.paper.id not in muted][:LOOKUP_LIMIT]
@@ -427,7 +427,7 @@ class Handler:
         paper = self.store.papers.get(paper_id)
         if paper is None:
             return Reply(UNKNOWN_PAPER, error=True)
-        self.subs.mute(subscriber.id, paper_id, now)
+        self.store.subscribers.mute(subscriber.id, paper_id, now)
         return Reply(f"Got it: I won't show you “{paper.title}” again.")
 
     def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:
@@ -443,7 +443,7 @@ class Handler:
         where = "this channel's" if channel else "your"
         if not added:
             return Reply(f"`{topic}` is already in {where} topics.")
-        topics = self.subs.topics(subscriber.id)
+        topics = self.store.subscribers.topics(subscriber.id)
         return Reply(
             f"Subscribed {'this channel ' if channel else ''}to `{topic}` "
             f"({len(topics)} of {MAX_TOPICS} topics). {_describe_settings(subscriber, topics, now)}"
@@ -466,7 +466,7 @@ class Handler:
     def list_topics(self, caller: Caller, channel: bool, now: datetime) -> Reply:
         """The topics followed (numbered) and the digest settings."""
         subscriber = self._existing(caller, channel)
-        topics = self.subs.topics(subscriber.id) if subscriber else []
+        topics = self.store.subscribers.topics(subscriber.id) if subscriber else []
         owner = "This channel follows" if channel else "You follow"
         if subscriber is None or not topics:
             how = "/papers channel subscribe" if channel else "/papers subscribe"
@@ -481,7 +481,7 @@ class Handler:
         from bot.digests import preview
 
         subscriber = self._existing(caller, channel=False)
-        if subscriber is None or not self.subs.topics(subscriber.id):
+        if subscriber is None or not self.store.subscribers.topics(subscriber.id):
             return Reply("You follow no topics yet. Add one with `/papers subscribe <topic>`.")
         digest = preview(self.store, subscriber, now, self.semantic)
         if digest.is_empty:
@@ -498,7 +498,9 @@ class Handler:
                 return Reply(
                     f"{_describe_settings_default()} (defaults; subscribe to a topic first)"
                 )
-            return Reply(_describe_settings(subscriber, self.subs.topics(subscriber.id), now))
+            return Reply(
+                _describe_settings(subscriber, self.store.subscribers.topics(subscriber.id), now)
+            )
         if field not in SETTINGS_FIELDS:
             guess = _closest(field, SETTINGS_FIELDS)
             suggestion = " ".join(part for part in ("settings", guess, value) if part)
@@ -524,7 +526,7 @@ class Handler:
         else:
             new = replace(current, max_papers=parse_max(value))
         updated = self.subs.update_settings(subscriber, new, now)
-        topics = self.subs.topics(updated.id)
+        topics = self.store.subscribers.topics(updated.id)
         return Reply(f"Saved. {_describe_settings(updated, topics, now)}")
 
 

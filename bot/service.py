@@ -24,7 +24,6 @@ from bot.metrics import COMMAND_SECONDS
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.storage import Store
-from bot.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from bot.semantic import Semantic
@@ -89,9 +88,9 @@ class PaperBot:
         kind, address = ("channel", caller.channel_id) if channel else ("user", caller.user_id)
 
         def read(store: Store) -> list[str]:
-            subs = Subscriptions(store)
-            subscriber = subs.find(caller.platform, kind, address) if address else None
-            return [t.text for t in subs.topics(subscriber.id)] if subscriber else []
+            rows = store.subscribers
+            subscriber = rows.find(caller.platform, kind, address) if address else None
+            return [t.text for t in rows.topics(subscriber.id)] if subscriber else []
 
         return list(await self.runner.call(read))
 
@@ -101,7 +100,7 @@ class PaperBot:
         Returns (label to show, topic text) pairs, at most `limit`.
         """
         popular = await self.runner.call(
-            lambda store: Subscriptions(store).popular_topics(platform, typed, limit)
+            lambda store: store.subscribers.popular_topics(platform, typed, limit)
         )
         out = [(topic, topic) for topic in popular]
         known = {topic.lower() for topic in popular}
@@ -114,14 +113,14 @@ class PaperBot:
         """The user added the bot to a channel: they may manage its subscriptions."""
         now = self.clock()
         await self.runner.call(
-            lambda store: Subscriptions(store).add_channel_manager(platform, channel, user_id, now)
+            lambda store: store.subscribers.add_channel_manager(platform, channel, user_id, now)
         )
 
     async def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
         """Whether the user added the bot to the channel."""
         return bool(
             await self.runner.call(
-                lambda store: Subscriptions(store).is_channel_manager(platform, channel, user_id)
+                lambda store: store.subscribers.is_channel_manager(platform, channel, user_id)
             )
         )
 

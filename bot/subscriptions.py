@@ -23,15 +23,12 @@ class NotFound(PaperbotError):
 
 
 class Subscriptions:
-    """Reading and changing subscribers and their topics."""
+    """Changing subscribers and their topics by the rules; plain reads go to
+    `store.subscribers`."""
 
     def __init__(self, store: Store) -> None:
         self.rows = store.subscribers
         self.ledger = store.ledger
-
-    def find(self, platform: str, kind: str, address: str) -> Subscriber | None:
-        """The subscriber for a DM user or channel, if it exists."""
-        return self.rows.find(platform, kind, address)
 
     def get(self, subscriber_id: int) -> Subscriber:
         """A subscriber by id."""
@@ -57,19 +54,11 @@ class Subscriptions:
         due = next_due(settings, None, now)
         return self.rows.create(platform, kind, address, workspace, settings, now, due)
 
-    def topics(self, subscriber_id: int) -> list[TopicSubscription]:
-        """A subscriber's topics, oldest first (their numbers in `/papers list`)."""
-        return self.rows.topics(subscriber_id)
-
-    def popular_topics(self, platform: str, containing: str, limit: int) -> list[str]:
-        """Topics most followed on a platform whose text contains `containing` (any case)."""
-        return self.rows.popular_topics(platform, containing, limit)
-
     def add_topic(self, subscriber_id: int, text: str, now: datetime) -> bool:
         """Follow a topic (validated by the topic parser); False if it was already followed."""
         text = " ".join(text.split())
         parse(text)  # raises InvalidQuery with a message for the user
-        current = self.topics(subscriber_id)
+        current = self.rows.topics(subscriber_id)
         if any(topic_key(t.text) == topic_key(text) for t in current):
             return False
         if len(current) >= MAX_TOPICS:
@@ -82,7 +71,7 @@ class Subscriptions:
 
     def remove_topic(self, subscriber_id: int, target: str) -> str:
         """Stop following a topic given by its text or its number in the list; returns its text."""
-        current = self.topics(subscriber_id)
+        current = self.rows.topics(subscriber_id)
         chosen: TopicSubscription | None = None
         if target.strip().isascii() and target.strip().isdigit():
             number = int(target.strip())
@@ -114,19 +103,3 @@ class Subscriptions:
             return None
         self.rows.set_undeliverable(subscriber_id, None)
         return subscriber.undeliverable
-
-    def muted(self, subscriber_id: int) -> set[str]:
-        """Papers the subscriber marked "not relevant"."""
-        return self.rows.muted(subscriber_id)
-
-    def mute(self, subscriber_id: int, paper_id: str, now: datetime) -> None:
-        """Leave a paper out of this subscriber's digests and look-ups from now on."""
-        self.rows.mute(subscriber_id, paper_id, now)
-
-    def add_channel_manager(self, platform: str, channel: str, user_id: str, now: datetime) -> None:
-        """Remember that a user may manage a channel (they added the bot to it)."""
-        self.rows.add_channel_manager(platform, channel, user_id, now)
-
-    def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
-        """Whether the user added the bot to that channel."""
-        return self.rows.is_channel_manager(platform, channel, user_id)

@@ -391,7 +391,7 @@ def test_assemble_puts_a_shared_paper_under_its_best_topic_and_ties_under_the_fi
 async def test_muted_papers_are_left_out(env: Env) -> None:
     sid = await env.subscriber("u", ["kv cache"], BERLIN)
     keep, muted = await kv_paper(env), await kv_paper(env)
-    await env.do(lambda s: Subscriptions(s).mute(sid, muted, env.clock()))
+    await env.do(lambda s: s.subscribers.mute(sid, muted, env.clock()))
     await env.tick(utc(2026, 5, 4, 7, 0))
     (delivered,) = env.destination.to(sid)
     assert delivered.paper_ids == (keep,)

@@ -195,9 +195,9 @@ def test_more_like_this_finds_papers_close_in_meaning_and_leaves_out_muted_ones(
     assert SPOKEN[0] not in [c.paper_id for c in reply.cards]
     assert reply.cards[0].why.startswith('related: close in meaning to "Transcribing spoken audio"')
     handler.handle(me, parse_command("subscribe speech"), NOW)
-    subscriber = handler.subs.find("console", "user", "me")
+    subscriber = handler.store.subscribers.find("console", "user", "me")
     assert subscriber is not None
-    handler.subs.mute(subscriber.id, VOICE[0], NOW)
+    handler.store.subscribers.mute(subscriber.id, VOICE[0], NOW)
     assert VOICE[0] not in [c.paper_id for c in handler.more_like(me, SPOKEN[0], NOW).cards]
     assert handler.more_like(me, "2611.99999", NOW).error
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 
-from bot.topics import language
 from bot.startup import FULL_GC_EVERY, settle_gc
+from bot.topics import language
 
 
 def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rare() -> None:

@@ -576,7 +576,7 @@ class DigestRunner:
                     )
                     in_flight = False
                     last = part + 1 == progress.parts
-                    # Not awaited here: the next message's (or the next digest's) `_Start`
+                    # Not awaited here: the next message's (or the next digest's) `Start`
                     # commits with it or after it, so no more than the send concurrency are
                     # ever in flight, and the two share a store call.
                     recorded = self._ledger.queue(

@@ -288,19 +288,19 @@ def _record_transient(
     """Note a failed send (or a failed look-up of an earlier one); True when given up instead."""
     failures = store.ledger.add_failure(subscriber_id, day) or max_attempts
     if failures >= max_attempts:
-        error = f"gave up after {failures}: {error}"
-        store.ledger.finish(subscriber_id, day, "failed", now, error=error)
+        _fail(store, subscriber_id, day, now, f"gave up after {failures}: {error}")
         return True
     store.ledger.retry_later(subscriber_id, day, error, now + retry_delay(failures))
     return False
 
 
-def _finish(store: Store, subscriber_id: int, day: date, now: datetime, error: str) -> None:
+def _fail(store: Store, subscriber_id: int, day: date, now: datetime, error: str) -> None:
+    """Give a digest up: `failed`, with why."""
     store.ledger.finish(subscriber_id, day, "failed", now, error=error)
 
 
 def _mark_gone(store: Store, subscriber_id: int, day: date, reason: str, now: datetime) -> None:
-    store.ledger.finish(subscriber_id, day, "failed", now, error=f"destination gone: {reason}")
+    _fail(store, subscriber_id, day, now, f"destination gone: {reason}")
     store.subscribers.set_undeliverable(subscriber_id, reason)
 
 
@@ -509,12 +509,12 @@ class DigestRunner:
         report.recovered += 1
         if not progress.sent and local_date(subscriber.settings, now) > day:
             log.info("digest %s not finished before its local day ended; skipped", key)
-            await self.runner.background(_finish, subscriber.id, day, now, "expired")
+            await self.runner.background(_fail, subscriber.id, day, now, "expired")
             report.skipped_stale += 1
             return
         if subscriber.undeliverable is not None or subscriber.settings.paused:
             why = "undeliverable" if subscriber.undeliverable is not None else "paused"
-            await self.runner.background(_finish, subscriber.id, day, now, why)
+            await self.runner.background(_fail, subscriber.id, day, now, why)
             report.failed += 1
             return
         if claim.attempts >= MAX_SENDS:
@@ -522,7 +522,7 @@ class DigestRunner:
             # time ends here (a failed send is counted as a failure and handled elsewhere).
             log.error("digest %s given up after %d sends without an outcome", key, claim.attempts)
             why = f"gave up after {claim.attempts} attempts"
-            await self.runner.background(_finish, subscriber.id, day, now, why)
+            await self.runner.background(_fail, subscriber.id, day, now, why)
             report.failed += 1
             return
         # Commits with the first `Start`, which reports a failure of either.

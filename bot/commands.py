@@ -8,6 +8,7 @@ friendly reply there, in one place, so adapters never see a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import re
@@ -22,18 +23,20 @@ from zoneinfo import ZoneInfo
 from bot.cards import card_from_hit
 from bot.digests.schedule import next_send, subscribed_at
 from bot.errors import PaperbotError
+from bot.learning import load_profiles
 from bot.models import (
     WEEKDAYS,
     Caller,
     DigestSettings,
+    Paper,
     Reply,
     SearchHit,
     Subscriber,
     TopicSubscription,
 )
 from bot.search import like_paper, search
-from bot.storage import Store
-from bot.subscriptions import MAX_TOPICS, Subscriptions
+from bot.storage import SignalCount, Store, topic_key
+from bot.subscriptions import MAX_TOPICS, NotFound, Subscriptions
 from bot.topics import MAX_TOPIC_CHARS
 
 if TYPE_CHECKING:
@@ -53,8 +56,11 @@ class CommandError(PaperbotError):
 
 # What a command does: what `/papers` text (and Discord's subcommands) can ask, what only
 # buttons ask ("not relevant", "more like this"), and text that is no command.
-TypedAction = Literal["lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help"]
-ButtonAction = Literal["mute", "more"]
+TypedAction = Literal[
+    "lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help", "forget"
+]
+# "relevant" and "mute" ("not relevant") teach the topic a paper was shown under (`topic_id`).
+ButtonAction = Literal["mute", "more", "relevant"]
 Action = TypedAction | ButtonAction | Literal["unknown", "invalid"]
 SettingsField = Literal["time", "tz", "days", "max", "pause", "resume"]
 SETTINGS_FIELDS: tuple[SettingsField, ...] = get_args(SettingsField)
@@ -64,23 +70,26 @@ SETTINGS_FIELDS: tuple[SettingsField, ...] = get_args(SettingsField)
 class Command:
     """A `/papers` command, parsed from text or built by an adapter (typed options, buttons).
 
-    `channel` marks the `channel ...` forms. `arg` is the topic or query, the unsubscribe
-    target, the settings field, or the paper id of `mute` ("not relevant") and `more` ("more
-    like this"); `value` is the settings value. `unknown` carries in `value` the command the
-    user probably meant; `invalid` carries in `value` what is wrong with the text.
+    `channel` marks the `channel ...` forms. `arg` is the topic or query, the unsubscribe or
+    forget target, the settings field, or the paper id of `relevant`, `mute` ("not relevant")
+    and `more` ("more like this"); `value` is the settings value. `topic_id` is the topic
+    subscription a paper was shown under, which `relevant` and `mute` teach. `unknown` carries
+    in `value` the command the user probably meant; `invalid` carries in `value` what is wrong
+    with the text.
     """
 
     action: Action
     arg: str = ""
     value: str = ""
     channel: bool = False
+    topic_id: int | None = None
 
     @property
     def changes_subscriptions(self) -> bool:
         """Whether running it may change topics or settings (a view of them is then stale)."""
         if self.action == "settings":
             return bool(self.arg)  # a bare `settings` only shows them
-        return self.action in ("subscribe", "unsubscribe")
+        return self.action in ("subscribe", "unsubscribe", "forget")
 
     @property
     def needs_channel_permission(self) -> bool:
@@ -88,7 +97,19 @@ class Command:
         return self.channel and self.changes_subscriptions
 
 
-ACTIONS = ("subscribe", "unsubscribe", "list", "digest", "settings", "help", "search", "channel")
+ACTIONS = (
+    "subscribe",
+    "unsubscribe",
+    "list",
+    "digest",
+    "settings",
+    "help",
+    "search",
+    "channel",
+    "forget",
+    "relevant",
+    "not-relevant",
+)
 _ALIASES = {
     "sub": "subscribe",
     "follow": "subscribe",
@@ -104,6 +125,8 @@ _ALIASES = {
     "?": "help",
     "find": "search",
     "lookup": "search",
+    "notrelevant": "not-relevant",
+    "irrelevant": "not-relevant",
 }
 # Command words that take the rest of the text as their argument, and the action each names.
 _PLAIN_ACTIONS: dict[str, Action] = {
@@ -113,11 +136,15 @@ _PLAIN_ACTIONS: dict[str, Action] = {
     "digest": "digest",
     "help": "help",
     "search": "lookup",
+    "forget": "forget",
+    "relevant": "relevant",
+    "not-relevant": "mute",
 }
 _CHANNEL_ACTIONS: dict[str, Action] = {
     "subscribe": "subscribe",
     "unsubscribe": "unsubscribe",
     "list": "list",
+    "forget": "forget",
 }
 _SETTINGS_ALIASES = {"timezone": "tz", "zone": "tz", "day": "days", "limit": "max", "hour": "time"}
 
@@ -146,6 +173,8 @@ def parse_command(text: str) -> Command:
     action = _ALIASES.get(word, word)
     if word in ("pause", "resume"):
         return Command("settings", arg=word)
+    if word == "not" and rest.lower().startswith("relevant"):  # "not relevant 3"
+        return Command("mute", arg=rest[len("relevant") :].strip())
     if action == "channel":
         sub, sub_rest = _first_word(rest)
         sub = _ALIASES.get(sub, sub)
@@ -269,10 +298,13 @@ HELP = """\
 • `/papers subscribe <topic>`: get new papers on a topic in your daily digest (by DM)
 • `/papers unsubscribe <topic or number>` · `/papers list`: your topics and settings
 • `/papers digest`: preview your next digest now
+• Mark papers ✓ relevant or ✗ not relevant (buttons under each paper): the topic they were
+  shown under learns what you mean by it. `/papers forget <topic or number>` clears that.
 • `/papers settings`: show them; `settings time 09:00`, `settings tz Europe/Berlin`,
   `settings days mon-fri`, `settings max 10`, `settings pause` / `resume`
 • `/papers channel subscribe <topic>` · `channel unsubscribe …` · `channel list` ·
-  `channel settings …`: digests for this channel (channel managers only)
+  `channel settings …` · `channel forget …`: digests for this channel (channel managers only;
+  every member's ✓/✗ teaches the channel's topics)
 Topics understand acronyms (MoE, PTQ, PEFT, LoRA…), British spelling, `"exact phrases"`,
 `a OR b`, `-exclusions`, `author:"Name"` and `cat:cs.LG`."""
 
@@ -330,7 +362,11 @@ class Handler:
             case "settings":
                 return self.settings(caller, command.arg, command.value, command.channel, now)
             case "mute":
-                return self.mute(caller, command.arg, now)
+                return self.mute(caller, command.arg, now, command.topic_id)
+            case "relevant":
+                return self.relevant(caller, command.arg, now, command.topic_id)
+            case "forget":
+                return self.forget(caller, command.arg, command.channel)
             case "more":
                 return self.more_like(caller, command.arg, now)
             case "invalid":
@@ -391,23 +427,43 @@ class Handler:
         """Top papers for a topic, with why each matched."""
         if not query.strip():
             return Reply(HELP)
+        topic = self._followed(caller, query)
+        profile = load_profiles(self.store, [topic.id]).get(topic.id) if topic else None
         hits = self._unmuted(
             caller,
             lambda limit: search(
-                self.store, query, limit=limit, today=now.date(), semantic=self.semantic
+                self.store,
+                query,
+                limit=limit,
+                today=now.date(),
+                semantic=self.semantic,
+                profile=profile,
             ),
         )
+        topic_id = topic.id if topic else None
         if not hits:
             return Reply(
                 f"No papers on `{query}` in the store yet. Try other words, an acronym or its "
                 "expansion, or subscribe to hear about new ones.",
-                subscribe_topic=query,
+                subscribe_topic=None if topic_id else query,
             )
         return Reply(
             f"Top {len(hits)} papers for `{query}`:",
             cards=tuple(card_from_hit(h) for h in hits),
-            subscribe_topic=query,
+            subscribe_topic=None if topic_id else query,
+            topic_id=topic_id,
         )
+
+    def _followed(self, caller: Caller, query: str) -> TopicSubscription | None:
+        """The caller's (or, in a channel, the channel's) subscription to this very topic."""
+        key = topic_key(query)
+        for channel in (False, True):
+            subscriber = self._existing(caller, channel)
+            if subscriber is not None:
+                for topic in self.store.subscribers.topics(subscriber.id):
+                    if topic_key(topic.text) == key:
+                        return topic
+        return None
 
     def more_like(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
         """ "More like this": papers like one the caller was shown, less those they muted."""
@@ -421,14 +477,63 @@ class Handler:
             return Reply(f"I have nothing else like “{paper.title}” yet.")
         return Reply(f"Papers like “{paper.title}”:", cards=tuple(card_from_hit(h) for h in hits))
 
-    def mute(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
-        """ "Not relevant": the paper leaves the caller's future digests and look-ups."""
+    def mute(
+        self, caller: Caller, paper_id: str, now: datetime, topic_id: int | None = None
+    ) -> Reply:
+        """ "Not relevant": the paper leaves the caller's future digests and look-ups, and the
+        topic it was shown under learns to leave out papers like it."""
+        paper = self._marked_paper(paper_id)
+        topic = None
+        if topic_id is not None:
+            # Unsubscribed since it was shown: the paper is still muted.
+            with contextlib.suppress(NotFound):
+                topic = self.subs.teach(caller, topic_id, paper.id, False, now)
         subscriber = self._subscriber(caller, channel=False, now=now)
+        self.store.subscribers.mute(subscriber.id, paper.id, now)
+        text = f"Got it: I won't show you “{paper.title}” again."
+        if topic is not None:
+            text += f" `{topic.text}` will leave out papers like it."
+        return Reply(text)
+
+    def relevant(self, caller: Caller, paper_id: str, now: datetime, topic_id: int | None) -> Reply:
+        """ "Relevant": the topic the paper was shown under learns to bring papers like it."""
+        paper = self._marked_paper(paper_id)
+        if topic_id is None:
+            raise CommandError(
+                "Marking a paper relevant teaches one of your topics: use the button under a "
+                "paper in your digest or in a look-up of a topic you follow."
+            )
+        topic = self.subs.teach(caller, topic_id, paper.id, True, now)
+        return Reply(f"Thanks: `{topic.text}` will bring more papers like “{paper.title}”.")
+
+    def _marked_paper(self, paper_id: str) -> Paper:
+        if paper_id.isascii() and paper_id.isdigit():
+            # Typed as `/papers relevant 3`: only the console keeps a numbered last list.
+            raise CommandError(
+                "Use the buttons under a paper to mark it; the console also takes "
+                "`/papers relevant 3` for the third paper of the last list it showed."
+            )
         paper = self.store.papers.get(paper_id)
         if paper is None:
-            return Reply(UNKNOWN_PAPER, error=True)
-        self.store.subscribers.mute(subscriber.id, paper_id, now)
-        return Reply(f"Got it: I won't show you “{paper.title}” again.")
+            raise CommandError(UNKNOWN_PAPER)
+        return paper
+
+    def forget(self, caller: Caller, target: str, channel: bool) -> Reply:
+        """Clear what a topic learned from its readers' signals."""
+        if not target.strip():
+            raise CommandError("Forget what? Give the topic or its number in `/papers list`.")
+        if channel:
+            self._require_manager(caller)
+        subscriber = self._existing(caller, channel)
+        if subscriber is None:
+            raise CommandError("There are no subscriptions here yet.")
+        text, count = self.subs.forget(subscriber.id, target)
+        if not count:
+            return Reply(f"`{text}` has not learned from any signals yet.")
+        return Reply(
+            f"Forgot the {count} signal{'s' if count != 1 else ''} `{text}` learned from: it "
+            "matches by its words alone again."
+        )
 
     def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:
         """Follow a topic (for the caller, or for the channel)."""
@@ -472,7 +577,10 @@ class Handler:
             how = "/papers channel subscribe" if channel else "/papers subscribe"
             return Reply(f"No topics yet. Add one with `{how} <topic>`.")
         lines = [f"{owner} {len(topics)} topic{'s' if len(topics) != 1 else ''}:"]
-        lines += [f"{n}. {t.text}" for n, t in enumerate(topics, start=1)]
+        counts = self.store.signals.counts([t.id for t in topics])
+        lines += [
+            f"{n}. {t.text}{_learned_from(counts.get(t.id))}" for n, t in enumerate(topics, start=1)
+        ]
         lines.append(_describe_settings(subscriber, topics, now))
         return Reply("\n".join(lines))
 
@@ -484,7 +592,7 @@ class Handler:
         if subscriber is None or not self.store.subscribers.topics(subscriber.id):
             return Reply("You follow no topics yet. Add one with `/papers subscribe <topic>`.")
         digest = preview(self.store, subscriber, now, self.semantic)
-        if digest.is_empty:
+        if digest.is_empty and not any(s.left_out for s in digest.sections):
             return Reply("Nothing new on your topics since your last digest.")
         return Reply("Your next digest, as it stands now:", digest=digest)
 
@@ -536,6 +644,12 @@ _EXAMPLES = {
     "days": "`settings days mon-fri`",
     "max": "`settings max 10`",
 }
+
+
+def _learned_from(count: SignalCount | None) -> str:
+    if count is None or not count.total:
+        return ""
+    return f" (learned from {count.relevant} relevant, {count.not_relevant} not relevant)"
 
 
 def _describe_settings_default() -> str:

@@ -30,11 +30,11 @@ from bot.errors import SourceError
 from bot.metrics import PAPERS_INGESTED, SOURCE_ERRORS
 from bot.models import Paper
 from bot.runtime import StoreRunner, settle_future
-from bot.search import analyze_paper
 from bot.semantic import EMBED_BATCH, Semantic
 from bot.sources.arxiv import ArxivSource
 from bot.sources.hf import HuggingFaceSource
 from bot.storage import Store, UpsertStats
+from bot.topics import analyze_paper
 
 log = logging.getLogger(__name__)
 

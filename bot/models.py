@@ -75,6 +75,8 @@ class MatchReason:
 
     def describe(self) -> str:
         """Human-readable form, e.g. `"key-value cache" in abstract (for KV cache)`."""
+        if self.field == "feedback":  # `concept` is the title of the paper marked relevant
+            return f'like "{self.concept}" that you marked relevant'
         if self.similarity is not None:
             return f'related: close in meaning to "{self.concept}" ({self.similarity:.2f})'
         text = f'"{self.matched}" in {self.field}'
@@ -186,6 +188,10 @@ class DigestSection:
     topic: str
     cards: tuple[PaperCard, ...]
     more: int = 0
+    # The subscription the section's papers were matched for: the one their signals teach.
+    topic_id: int | None = None
+    # Titles learning left out (close to papers marked not relevant); previews show them.
+    left_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -217,3 +223,5 @@ class Reply:
     error: bool = False
     notice: str | None = None  # something the user should know first (e.g. DMs were closed)
     subscribe_topic: str | None = None  # offer a "subscribe to this topic" action
+    # The caller's subscription to the looked-up topic: the cards' signals teach it.
+    topic_id: int | None = None

@@ -16,18 +16,17 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from bot.errors import InvalidQuery
+from bot.learning import NEAR_MISS_SCORE, Learned, Profile
 from bot.models import MatchReason, Paper, SearchHit
 from bot.storage import Store
 from bot.topics import (
-    AnalyzedPaper,
     Concept,
     GroupScore,
     Topic,
-    analyze,
+    analyze_paper,
     fts,
     idf,
     is_excluded,
@@ -55,26 +54,6 @@ SEMANTIC_CANDIDATES = 50
 SEMANTIC_WEIGHT = 0.5
 # A subscription adds papers at least this similar to the topic that its words did not match.
 RELATED_MIN_SIMILARITY = 0.55
-
-
-def analyze_paper(paper: Paper) -> AnalyzedPaper:
-    """Analyse a paper once and reuse it for every topic (digest runs score many topics).
-
-    Kept by the analysed fields, not the whole paper: an ingest analyses papers before it
-    stores them (see `bot.ingest`), and a paper re-listed with new upvotes keeps its analysis.
-    """
-    return _analyzed(paper.title, paper.summary, paper.ai_keywords, paper.authors, paper.categories)
-
-
-@lru_cache(maxsize=50_000)
-def _analyzed(
-    title: str,
-    summary: str,
-    keywords: tuple[str, ...],
-    authors: tuple[str, ...],
-    categories: tuple[str, ...],
-) -> AnalyzedPaper:
-    return analyze(title, summary, keywords, authors, categories)
 
 
 @dataclass(frozen=True)
@@ -117,6 +96,13 @@ class Matcher:
         if best is None:
             return None
         return Scored(paper, best, matches)
+
+
+def words_match(store: Store, query: str | Topic, paper: Paper) -> bool:
+    """Whether the topic's words match the paper as a digest would have them."""
+    topic = parse(query) if isinstance(query, str) else query
+    scored = Matcher.for_store(topic, store).score(paper)
+    return scored is not None and scored.matches
 
 
 # Counting stops here: beyond it a concept is common whatever the exact number, and the cap
@@ -181,10 +167,29 @@ def rank(
     matcher: Matcher, papers: Iterable[Paper], today: date, only_matches: bool
 ) -> list[SearchHit]:
     """Score and order papers for a topic, best first."""
+    hits, _ = _ranked(matcher, papers, today, only_matches, near=None)
+    return hits
+
+
+def _ranked(
+    matcher: Matcher,
+    papers: Iterable[Paper],
+    today: date,
+    only_matches: bool,
+    near: float | None,
+) -> tuple[list[SearchHit], list[SearchHit]]:
+    """(hits, near misses), each best first: with `only_matches`, papers scoring `near` or
+    more that miss the match bar are the near misses (none when `near` is None)."""
     hits: list[SearchHit] = []
+    missed: list[SearchHit] = []
     for paper in papers:
         scored = matcher.score(paper)
-        if scored is None or (only_matches and not scored.matches):
+        if scored is None:
+            continue
+        if only_matches and not scored.matches:
+            if near is None or scored.best.score < near:
+                continue
+            missed.append(SearchHit(paper, round(scored.best.score, 4), scored.best.reasons))
             continue
         hits.append(
             SearchHit(
@@ -192,7 +197,8 @@ def rank(
             )
         )
     hits.sort(key=lambda h: (-h.score, h.paper.id))
-    return hits
+    missed.sort(key=lambda h: (-h.score, h.paper.id))
+    return hits, missed
 
 
 def search(
@@ -201,9 +207,11 @@ def search(
     limit: int = 10,
     today: date | None = None,
     semantic: Semantic | None = None,
+    profile: Profile | None = None,
 ) -> list[SearchHit]:
     """The ranked look-up `/papers QUERY` shows (raises `InvalidQuery` for unusable text);
-    with `semantic`, meaning is fused into the ranking."""
+    with `semantic`, meaning is fused into the ranking; with a subscription's `profile`, what
+    its reader taught it reorders and filters the hits."""
     topic = parse(query) if isinstance(query, str) else query
     today = today or datetime.now(UTC).date()
     rowids = candidate_rowids(store, topic, keep=max(CANDIDATES_PER_RESULT * limit, 50))
@@ -211,6 +219,8 @@ def search(
     hits = rank(Matcher.for_store(topic, store), papers.values(), today, only_matches=False)
     if semantic is not None and _semantic_applies(topic):
         hits = _fuse(store, semantic, topic, hits, papers, today)
+    if profile is not None and not profile.empty:
+        hits = profile.rerank(hits).hits
     return hits[:limit]
 
 
@@ -300,6 +310,44 @@ def like_paper(
     return [h for h in hits if h.paper.id != paper.id][:limit]
 
 
+def match_candidates(
+    store: Store,
+    topic: Topic,
+    papers: Sequence[Paper] | None = None,
+    today: date | None = None,
+    cap: int = 5000,
+    window: dict[int, Paper] | None = None,
+    semantic: Semantic | None = None,
+    near: bool = False,
+) -> tuple[list[SearchHit], list[SearchHit]]:
+    """(matches, near misses) of a topic, each best first; near misses (papers with some of
+    the topic's words, scoring `NEAR_MISS_SCORE` or more) only with `near`. Arguments as for
+    `matches`."""
+    today = today or datetime.now(UTC).date()
+    if papers is None:
+        papers = list(store.papers.by_rowid(candidate_rowids(store, topic, keep=cap)).values())
+    hits, missed = _ranked(
+        Matcher.for_store(topic, store),
+        papers,
+        today,
+        only_matches=True,
+        near=NEAR_MISS_SCORE if near else None,
+    )
+    if semantic is None or not _semantic_applies(topic):
+        return hits, missed
+    similar = semantic.similar(store.papers, topic, window, keep=cap)
+    close = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
+    related = _related_hits(store, topic, close, window or {}, {h.paper.id for h in hits})
+    # Below every word match: a match by meaning is the less certain kind.
+    floor = min((h.score for h in hits), default=MATCH_MIN_SCORE)
+    related_ids = set()
+    for paper, sim in sorted(related, key=lambda item: -item[1]):
+        score = floor * sim / (1.0 + RELATED_MIN_SIMILARITY)
+        hits.append(SearchHit(paper, round(score, 4), (_related_reason(topic.text, sim),)))
+        related_ids.add(paper.id)
+    return hits, [h for h in missed if h.paper.id not in related_ids]
+
+
 def matches(
     store: Store,
     query: str | Topic,
@@ -308,6 +356,7 @@ def matches(
     cap: int = 5000,
     window: dict[int, Paper] | None = None,
     semantic: Semantic | None = None,
+    profile: Profile | None = None,
 ) -> list[SearchHit]:
     """Papers a subscription to the topic would put in a digest, best first.
 
@@ -315,21 +364,27 @@ def matches(
     with the topic's words); otherwise the whole store, through the index, up to `cap`
     candidates per group. With the semantic extra, papers at least `RELATED_MIN_SIMILARITY`
     close in meaning are added from `window` (rowid -> paper; a digest's new papers), or from
-    the whole store without one.
+    the whole store without one. With the subscription's `profile`, what its reader taught it
+    (`bot.learning`) is applied.
     """
+    return learned_matches(store, query, profile, papers, today, cap, window, semantic).hits
+
+
+def learned_matches(
+    store: Store,
+    query: str | Topic,
+    profile: Profile | None,
+    papers: Sequence[Paper] | None = None,
+    today: date | None = None,
+    cap: int = 5000,
+    window: dict[int, Paper] | None = None,
+    semantic: Semantic | None = None,
+) -> Learned:
+    """`matches`, with what learning left out beside them."""
     topic = parse(query) if isinstance(query, str) else query
-    today = today or datetime.now(UTC).date()
-    if papers is None:
-        papers = list(store.papers.by_rowid(candidate_rowids(store, topic, keep=cap)).values())
-    hits = rank(Matcher.for_store(topic, store), papers, today, only_matches=True)
-    if semantic is None or not _semantic_applies(topic):
-        return hits
-    similar = semantic.similar(store.papers, topic, window, keep=cap)
-    near = {r: sim for r, sim in similar.items() if sim >= RELATED_MIN_SIMILARITY}
-    related = _related_hits(store, topic, near, window or {}, {h.paper.id for h in hits})
-    # Below every word match: a match by meaning is the less certain kind.
-    floor = min((h.score for h in hits), default=MATCH_MIN_SCORE)
-    for paper, sim in sorted(related, key=lambda item: -item[1]):
-        score = floor * sim / (1.0 + RELATED_MIN_SIMILARITY)
-        hits.append(SearchHit(paper, round(score, 4), (_related_reason(topic.text, sim),)))
-    return hits
+    if profile is None or profile.empty:
+        return Learned(match_candidates(store, topic, papers, today, cap, window, semantic)[0], [])
+    hits, near = match_candidates(
+        store, topic, papers, today, cap, window, semantic, near=profile.admits_new
+    )
+    return profile.apply(hits, near)  # the scorer already dropped papers the topic excludes

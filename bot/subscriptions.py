@@ -1,7 +1,8 @@
 """Subscribers and their topics and settings: the rules around `bot.storage`'s rows.
 
 A topic is validated by the topic parser before it is saved; a subscriber follows at most
-MAX_TOPICS; topics are named by text or by their number in `/papers list`. When the next digest
+MAX_TOPICS; topics are named by text or by their number in `/papers list`; what a topic
+learned from its reader (`bot.learning`) is kept and cleared with it. When the next digest
 is due comes from `bot.digests.schedule`.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.digests.schedule import next_due
-from bot.errors import PaperbotError
-from bot.models import DigestSettings, Subscriber, TopicSubscription
-from bot.storage import Store, topic_key
+from bot.errors import InvalidQuery, PaperbotError
+from bot.models import Caller, DigestSettings, Subscriber, TopicSubscription
+from bot.search import words_match
+from bot.storage import Signal, Store, topic_key
 from bot.topics import parse
 
 MAX_TOPICS = 20
@@ -27,8 +29,10 @@ class Subscriptions:
     `store.subscribers`."""
 
     def __init__(self, store: Store) -> None:
+        self.store = store
         self.rows = store.subscribers
         self.ledger = store.ledger
+        self.signals = store.signals
 
     def get(self, subscriber_id: int) -> Subscriber:
         """A subscriber by id."""
@@ -69,10 +73,9 @@ class Subscriptions:
         self.rows.add_topic(subscriber_id, text, now)
         return True
 
-    def remove_topic(self, subscriber_id: int, target: str) -> str:
-        """Stop following a topic given by its text or its number in the list; returns its text."""
+    def find_topic(self, subscriber_id: int, target: str) -> TopicSubscription:
+        """A followed topic given by its text or its number in the list."""
         current = self.rows.topics(subscriber_id)
-        chosen: TopicSubscription | None = None
         if target.strip().isascii() and target.strip().isdigit():
             number = int(target.strip())
             if not 1 <= number <= len(current):
@@ -80,13 +83,63 @@ class Subscriptions:
                     f"There is no topic number {number}; "
                     + (f"you have 1 to {len(current)}." if current else "you follow no topics.")
                 )
-            chosen = current[number - 1]
-        else:
-            chosen = next((t for t in current if topic_key(t.text) == topic_key(target)), None)
-            if chosen is None:
-                raise NotFound(f"You don't follow `{target}`. `/papers list` shows your topics.")
+            return current[number - 1]
+        chosen = next((t for t in current if topic_key(t.text) == topic_key(target)), None)
+        if chosen is None:
+            raise NotFound(f"You don't follow `{target}`. `/papers list` shows your topics.")
+        return chosen
+
+    def remove_topic(self, subscriber_id: int, target: str) -> str:
+        """Stop following a topic given by its text or its number in the list; returns its text.
+        What the topic learned from its reader goes with it."""
+        chosen = self.find_topic(subscriber_id, target)
         self.rows.remove_topic(chosen.id)
         return chosen.text
+
+    def forget(self, subscriber_id: int, target: str) -> tuple[str, int]:
+        """Clear what a topic (by text or number) learned; its text and how many signals."""
+        chosen = self.find_topic(subscriber_id, target)
+        return chosen.text, self.signals.forget(chosen.id)
+
+    def teach(
+        self, caller: Caller, topic_id: int, paper_id: str, relevant: bool, now: datetime
+    ) -> TopicSubscription:
+        """Record that a paper shown under a topic subscription is (not) relevant to it; the
+        topic taught.
+
+        A person teaches their own subscriptions; in a channel, any member teaches the
+        channel's (the latest click on a paper wins; managers can `channel forget`).
+        """
+        topic = self.rows.topic(topic_id)
+        owner = self.rows.get(topic.subscriber_id) if topic is not None else None
+        if topic is None or owner is None:
+            raise NotFound("That topic is no longer followed, so there is nothing to teach.")
+        own = owner.kind == "user" and owner.address == caller.user_id
+        here = (
+            owner.kind == "channel"
+            and bool(caller.channel_id)
+            and (owner.address == caller.channel_id)
+        )
+        if owner.platform != caller.platform or not (own or here):
+            raise PaperbotError(
+                "That paper was shown for someone else's subscription: only its reader "
+                "(or, for a channel's, the channel's members) can teach it."
+            )
+        self.record(topic, paper_id, relevant, caller.user_id, now)
+        return topic
+
+    def record(
+        self, topic: TopicSubscription, paper_id: str, relevant: bool, by_user: str, now: datetime
+    ) -> None:
+        """Save a signal on a topic, noting whether the topic's words match the paper."""
+        paper = self.store.papers.get(paper_id)
+        if paper is None:
+            raise NotFound(f"I don't know the paper `{paper_id[:40]}`.")
+        try:
+            matched = words_match(self.store, topic.text, paper)
+        except InvalidQuery:  # saved under older topic rules: it matches nothing now
+            matched = False
+        self.signals.record(Signal(topic.id, paper_id, relevant, matched), by_user, now)
 
     def update_settings(
         self, subscriber: Subscriber, settings: DigestSettings, now: datetime

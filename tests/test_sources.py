@@ -245,23 +245,24 @@ async def test_ingest_analyses_papers_before_look_ups_see_them(
     runner: StoreRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot import search
+    from bot.topics import scoring
 
     async with client(lambda r: httpx.Response(200, json=HF_DAY)) as c:
         hf = HuggingFaceSource(c, "http://127.0.0.1/api")
         report = await ingest_hf(runner, hf, NOW, since=NOW.date(), until=NOW.date())
     assert report.stats.new == len(HF_DAY)
     analysed: list[str] = []
-    real = search.analyze
+    real = scoring.analyze
 
     def counting(title: str, *args: object, **kwargs: object) -> object:
         analysed.append(title)
         return real(title, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(search, "analyze", counting)
+    monkeypatch.setattr(scoring, "analyze", counting)
     warm = await runner.call(lambda s: search.search(s, "LLM agents", today=NOW.date()))
     assert warm and analysed == []  # every paper it scored was analysed during the ingest
     # ... and the ingest's analyses are the ones a look-up would have made itself.
-    search._analyzed.cache_clear()
+    scoring._analyzed.cache_clear()
     cold = await runner.call(lambda s: search.search(s, "LLM agents", today=NOW.date()))
     assert analysed and cold == warm
 

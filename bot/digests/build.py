@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.cards import card_from_hit
 from bot.digests.schedule import local_date, subscribed_at
 from bot.errors import InvalidQuery
+from bot.learning import Learned, Profile, TermSpace, load_profiles, term_space
 from bot.models import (
     Digest,
     DigestSection,
@@ -27,12 +28,12 @@ from bot.models import (
     Subscriber,
     TopicSubscription,
 )
-from bot.search import analyze_paper, matches
+from bot.search import match_candidates
 from bot.storage import Store, topic_key
 
 if TYPE_CHECKING:
     from bot.semantic import Semantic
-from bot.topics import Topic, fts, parse
+from bot.topics import Topic, analyze_paper, fts, parse
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ def assemble(
 
 _WindowKey = tuple[datetime, datetime]
 _HitsKey = tuple[str, datetime, datetime, date]
+_Matched = tuple[list[SearchHit], list[SearchHit]]  # (matches, near misses)
 
 
 class OutOfTime(Exception):
@@ -157,10 +159,11 @@ class MatchCache:
         self._worked = False  # any unit of work done since the deadline was set
         self._papers: dict[_WindowKey, dict[int, Paper]] = {}
         self._loading: dict[_WindowKey, tuple[list[int], dict[int, Paper]]] = {}
-        self._hits: dict[_HitsKey, list[SearchHit] | InvalidQuery] = {}
+        self._hits: dict[_HitsKey, _Matched | InvalidQuery] = {}
         # A topic's candidates, and how many of them are analysed, while that is under way.
         self._analysing: dict[_HitsKey, tuple[list[Paper], int]] = {}
         self._cards: dict[int, PaperCard] = {}
+        self._space: TermSpace | None = None
 
     @property
     def deadline(self) -> float | None:
@@ -189,6 +192,12 @@ class MatchCache:
         if late and self._worked:
             raise OutOfTime
 
+    def space(self, store: Store) -> TermSpace:
+        """The term space the tick's learned topics share (paper vectors computed once)."""
+        if self._space is None:
+            self._space = term_space(store)
+        return self._space
+
     def card(self, hit: SearchHit) -> PaperCard:
         """The card of a hit this cache holds, built once however many digests show it."""
         # By identity: the hits live in this cache for the whole tick, so ids stay unique.
@@ -216,6 +225,26 @@ class MatchCache:
         self, store: Store, topic: str, start: datetime, end: datetime, today: date
     ) -> list[SearchHit]:
         """The window's papers a subscription to `topic` matches, best first."""
+        return self._matched(store, topic, start, end, today)[0]
+
+    def learned(
+        self,
+        store: Store,
+        topic: str,
+        start: datetime,
+        end: datetime,
+        today: date,
+        profile: Profile | None,
+    ) -> Learned:
+        """`hits` for a subscription whose reader taught it `profile` (`bot.learning`)."""
+        hits, near = self._matched(store, topic, start, end, today)
+        if profile is None or profile.empty:
+            return Learned(hits, [])
+        return profile.apply(hits, near)
+
+    def _matched(
+        self, store: Store, topic: str, start: datetime, end: datetime, today: date
+    ) -> _Matched:
         key = (topic_key(topic), start, end, today)
         if key not in self._hits:
             papers = self.papers(store, start, end)
@@ -234,13 +263,15 @@ class MatchCache:
                     self._check()
                 self._check_room(len(candidates) * self.budget.score_seconds)
                 del self._analysing[key]
-                self._hits[key] = matches(
+                # Near misses too: a subscription that learned may admit them.
+                self._hits[key] = match_candidates(
                     store,
                     parsed,
                     papers=candidates,
                     today=today,
                     window=papers,
                     semantic=self.semantic,
+                    near=True,
                 )
                 self._worked = True
             except InvalidQuery as error:
@@ -261,24 +292,44 @@ def build_digest(
     cache: MatchCache | None = None,
     topics: Sequence[TopicSubscription] | None = None,
     muted: set[str] | None = None,
+    profiles: dict[int, Profile] | None = None,
+    explain: bool = False,
 ) -> Digest:
-    """The digest of papers first seen in the window that match any topic, minus muted ones.
+    """The digest of papers first seen in the window that match any topic, minus muted ones,
+    each topic as its reader taught it.
 
-    `topics` and `muted` may be passed when already loaded (a batch loads them together).
+    `topics`, `muted` and `profiles` (by topic id) may be passed when already loaded (a batch
+    loads them together). With `explain`, sections name what learning left out (previews).
     """
     cache = cache or MatchCache()
     topics = store.subscribers.topics(subscriber.id) if topics is None else topics
     muted = store.subscribers.muted(subscriber.id) if muted is None else muted
+    if profiles is None:
+        profiles = load_profiles(store, [t.id for t in topics], cache.space(store))
     hits_by_topic: list[list[SearchHit]] = []
+    left_out: list[tuple[str, ...]] = []
     for topic in topics:
         try:
-            hits = cache.hits(store, topic.text, window_start, window_end, today or local_date)
+            found = cache.learned(
+                store,
+                topic.text,
+                window_start,
+                window_end,
+                today or local_date,
+                profiles.get(topic.id),
+            )
         except InvalidQuery as error:
             # A topic saved under older rules must not cost the subscriber the whole digest.
             log.warning("skipping topic %r of %s: %s", topic.text, subscriber.label, error)
-            hits = []
+            found = Learned([], [])
+        hits = found.hits
         hits_by_topic.append([h for h in hits if h.paper.id not in muted] if muted else hits)
-    return assemble(
+        left_out.append(
+            tuple(h.paper.title for h in found.left_out if h.paper.id not in muted)
+            if explain
+            else ()
+        )
+    digest = assemble(
         subscriber.id,
         local_date,
         [t.text for t in topics],
@@ -286,6 +337,15 @@ def build_digest(
         subscriber.settings.max_papers,
         card=cache.card,
     )
+    # In the topics' order: `assemble` left out topics with nothing to show, but a preview
+    # also shows a topic whose every match learning left out.
+    shown = {section.topic: section for section in digest.sections}
+    sections = tuple(
+        replace(shown.get(t.text) or DigestSection(t.text, ()), topic_id=t.id, left_out=out)
+        for t, out in zip(topics, left_out, strict=True)
+        if t.text in shown or out
+    )
+    return replace(digest, sections=sections)
 
 
 def window_start(
@@ -308,4 +368,6 @@ def preview(
     start = window_start(store, subscriber, None, subscribed_at(subscriber, topics))
     due = subscriber.next_due_at
     day = local_date(subscriber.settings, due if due is not None and due > now else now)
-    return build_digest(store, subscriber, start, now, day, cache=MatchCache(semantic=semantic))
+    return build_digest(
+        store, subscriber, start, now, day, cache=MatchCache(semantic=semantic), explain=True
+    )

@@ -23,6 +23,7 @@ from bot.digests.build import Budget, MatchCache, OutOfTime, build_digest, windo
 from bot.digests.destination import Destination
 from bot.digests.schedule import ledger_key, local_date, next_due, next_send, subscribed_at
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
+from bot.learning import Profile, load_profiles
 from bot.metrics import DIGESTS_FAILED, DIGESTS_SENT
 from bot.models import Digest, Subscriber, TopicSubscription
 from bot.runtime import StoreRunner
@@ -187,12 +188,16 @@ def claim_due(
     plan.more = len(candidates) == limit
     ids = [s.id for s in candidates]
     topics_of, muted_of = rows.topics_of(ids), rows.muted_of(ids)
+    topic_ids = [t.id for found in topics_of.values() for t in found]
+    profiles = load_profiles(store, topic_ids, cache.space(store))
     # One transaction for the batch's claims: a commit per subscriber was a third of the cost.
     # A crash before the commit loses only claims, never a send (sends happen after).
     cache.deadline = deadline
     try:
         with store.transaction():
-            _claim_batch(store, candidates, topics_of, muted_of, now, cache, deadline, plan)
+            _claim_batch(
+                store, candidates, topics_of, muted_of, profiles, now, cache, deadline, plan
+            )
     finally:
         cache.deadline = None
     return plan
@@ -203,6 +208,7 @@ def _claim_batch(
     candidates: list[Subscriber],
     topics_of: dict[int, list[TopicSubscription]],
     muted_of: dict[int, set[str]],
+    profiles: dict[int, Profile],
     now: datetime,
     cache: MatchCache,
     deadline: float,
@@ -233,7 +239,15 @@ def _claim_batch(
         muted = muted_of.get(subscriber.id, set())
         try:
             digest = build_digest(
-                store, subscriber, start, now, day, cache=cache, topics=topics, muted=muted
+                store,
+                subscriber,
+                start,
+                now,
+                day,
+                cache=cache,
+                topics=topics,
+                muted=muted,
+                profiles=profiles,
             )
         except OutOfTime:
             # Nothing of this subscriber's is written yet: the next batch starts with them.

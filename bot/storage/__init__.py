@@ -2,7 +2,8 @@
 
 `Store` owns one connection and hands out one repository per group of tables: `papers` (with
 the FTS5 index and the vectors), `sources` (cursors, ingest outcomes), `subscribers` (with
-topics, mutes and channel managers) and `ledger` (deliveries). The async bot gives the store to
+topics, mutes and channel managers), `signals` (what readers taught a topic) and `ledger`
+(deliveries). The async bot gives the store to
 one worker thread (`bot.runtime`), so every call here is plain, short, synchronous work. These
 repositories are the interface a second backend (PostgreSQL, `docs/scaling.md`) would implement.
 """
@@ -21,6 +22,7 @@ from bot.errors import PaperbotError
 from bot.storage import migrations
 from bot.storage.ledger import Ledger
 from bot.storage.papers import Papers, UpsertStats
+from bot.storage.signals import Signal, SignalCount, Signals
 from bot.storage.sources import IngestStatus, Sources
 from bot.storage.subscribers import Subscribers, topic_key
 from bot.storage.times import parse_utc, utc_iso
@@ -28,6 +30,8 @@ from bot.storage.times import parse_utc, utc_iso
 __all__ = [
     "IngestStatus",
     "NotADatabase",
+    "Signal",
+    "SignalCount",
     "Store",
     "Summary",
     "UpsertStats",
@@ -47,6 +51,7 @@ class Store:
         self.papers = Papers(db)
         self.sources = Sources(db.conn)
         self.subscribers = Subscribers(db)
+        self.signals = Signals(db.conn)
         self.ledger = Ledger(db.conn)
 
     @classmethod

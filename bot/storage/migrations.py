@@ -211,3 +211,16 @@ def m011_drop_undeliverable_notified(db: Database) -> None:
     """`subscribers.undeliverable_notified` was written and never read: the notice that a
     destination was gone is shown once because `clear_undeliverable` clears the reason."""
     db.execute("ALTER TABLE subscribers DROP COLUMN undeliverable_notified")
+
+
+@migrations()
+def m012_signals(db: Database) -> None:
+    """What readers taught a topic subscription: papers marked relevant or not relevant
+    (`bot.learning`), and whether the topic's words matched the paper when it was marked. One
+    row per topic and paper, the latest click wins; a topic's signals go with it."""
+    db.execute(
+        "CREATE TABLE signals (topic_id INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,"
+        " paper_id TEXT NOT NULL, relevant INTEGER NOT NULL, matched INTEGER NOT NULL,"
+        " by_user TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (topic_id, paper_id))"
+        " WITHOUT ROWID"
+    )

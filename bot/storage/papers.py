@@ -132,6 +132,7 @@ class Papers:
         self._conn = db.conn
         # Match counts by FTS expression; cleared once our writes grow the store by 10%.
         self._count_cache: dict[tuple[str, int], int] = {}
+        self._df_cache: dict[str, int] = {}
         # Papers in the store (counted once, then kept up to date by our own writes), and how
         # many there were when the concept counts were last cleared.
         self._total: int | None = None
@@ -223,12 +224,14 @@ class Papers:
             return
         if self._total is None:  # not counted yet: nothing to follow, start afresh
             self._count_cache.clear()
+            self._df_cache.clear()
             return
         self._total += new
         # Concept counts only weight rare words over common ones: 10% more papers barely change
         # that, and recounting on every write would make each look-up during an ingest recount.
         if self._total - self._counted_at >= max(1, self._counted_at // 10):
             self._count_cache.clear()
+            self._df_cache.clear()
             self._counted_at = self._total
 
     def fts_newest(self, match: str, *, limit: int, categories: Sequence[str] = ()) -> list[int]:
@@ -288,6 +291,23 @@ class Papers:
                 self._conn.execute(sql, [match, cap]).fetchone()[0]
             )
         return found
+
+    def doc_freq(self, terms: Collection[str]) -> dict[str, int]:
+        """How many papers contain each of the index's terms (Porter stems); unknown terms are
+        left out. Memoised like `count_matches`: frequencies change slowly."""
+        missing = [t for t in terms if t not in self._df_cache]
+        if missing:
+            if len(self._df_cache) > 200_000:
+                self._df_cache.clear()
+            for offset in range(0, len(missing), 500):
+                chunk = missing[offset : offset + 500]
+                self._df_cache.update(dict.fromkeys(chunk, 0))
+                marks = ", ".join("?" for _ in chunk)
+                for term, docs in self._conn.execute(
+                    f"SELECT term, doc FROM papers_fts_vocab WHERE term IN ({marks})", chunk
+                ):
+                    self._df_cache[str(term)] = int(docs)
+        return {t: self._df_cache[t] for t in terms if self._df_cache.get(t)}
 
     # -- paper vectors (the optional semantic extra; see bot.semantic) --------------------------
 

@@ -158,6 +158,15 @@ class Subscribers:
             )
         return found
 
+    def topic(self, topic_id: int) -> TopicSubscription | None:
+        """One topic subscription by id (None when it was unsubscribed)."""
+        row = self._conn.execute(
+            "SELECT id, subscriber_id, text, created_at FROM topics WHERE id = ?", [topic_id]
+        ).fetchone()
+        if row is None:
+            return None
+        return TopicSubscription(int(row[0]), int(row[1]), str(row[2]), parse_utc(str(row[3])))
+
     def topics(self, subscriber_id: int) -> list[TopicSubscription]:
         """A subscriber's topics, oldest first (their numbers in `/papers list`)."""
         return self.topics_of([subscriber_id]).get(subscriber_id, [])
@@ -171,7 +180,7 @@ class Subscribers:
             )
 
     def remove_topic(self, topic_id: int) -> None:
-        """Delete one topic subscription."""
+        """Delete one topic subscription (and, by the foreign key, what it learned)."""
         with self._conn:
             self._conn.execute("DELETE FROM topics WHERE id = ?", [topic_id])
 

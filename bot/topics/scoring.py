@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
-from bot.models import MatchReason
+from bot.models import MatchReason, Paper
 from bot.topics.language import FIELDS, Concept, Form, Group, Topic
 from bot.topics.words import stems, words
 
@@ -49,6 +50,26 @@ def analyze(
         authors=tuple(tuple(words(a)) for a in authors),
         categories=tuple(c.lower() for c in categories),
     )
+
+
+def analyze_paper(paper: Paper) -> AnalyzedPaper:
+    """Analyse a paper once and reuse it for every topic (digest runs score many topics).
+
+    Kept by the analysed fields, not the whole paper: an ingest analyses papers before it
+    stores them (see `bot.ingest`), and a paper re-listed with new upvotes keeps its analysis.
+    """
+    return _analyzed(paper.title, paper.summary, paper.ai_keywords, paper.authors, paper.categories)
+
+
+@lru_cache(maxsize=50_000)
+def _analyzed(
+    title: str,
+    summary: str,
+    keywords: tuple[str, ...],
+    authors: tuple[str, ...],
+    categories: tuple[str, ...],
+) -> AnalyzedPaper:
+    return analyze(title, summary, keywords, authors, categories)
 
 
 def _count(paper: AnalyzedPaper, field_name: str, form_stems: tuple[str, ...]) -> int:

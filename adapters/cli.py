@@ -315,6 +315,7 @@ def discord_invite_command(settings: Settings, client_id: int | None) -> None:
 cli.add_command(core.import_command)
 cli.add_command(core.search_command)
 cli.add_command(core.match_command)
+cli.add_command(core.feedback_command)
 cli.add_command(core.ingest_command)
 cli.add_command(core.reindex_command)
 cli.add_command(core.backup_command)

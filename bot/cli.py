@@ -1,4 +1,4 @@
-"""The core's commands of `paperbot`: import, search, match, ingest, reindex, backup.
+"""The core's commands of `paperbot`: import, search, match, feedback, ingest, reindex, backup.
 
 Each is a plain click command run with the loaded `Settings` as its object; the one `paperbot`
 group that serves them, beside the commands that start adapters, is composed in
@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,16 @@ from typing import Any
 import click
 
 from bot.config import Settings
-from bot.errors import InvalidQuery
+from bot.errors import InvalidQuery, PaperbotError
 from bot.importer import ImportReport, import_records, read_file
+from bot.learning import Profile, load_profiles
 from bot.models import SearchHit
 from bot.search import matches, search
 from bot.semantic import Semantic, embed_missing, load_encoder
-from bot.storage import Store
+from bot.storage import Store, topic_key
 from bot.storage.backup import BackupError, backup
+from bot.subscriptions import Subscriptions
+from bot.topics import parse
 
 log = logging.getLogger("paperbot")
 
@@ -114,35 +118,135 @@ def import_command(settings: Settings, files: tuple[Path, ...]) -> None:
         )
 
 
+_USER_HELP = (
+    "Apply what the console user NAME (the subscriber console:NAME) taught this topic, "
+    "and NAME's muted papers."
+)
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A console user's view of a topic: what they taught it and what they muted."""
+
+    profile: Profile | None = None
+    muted: frozenset[str] = frozenset()
+
+    def keep(self, hits: list[SearchHit]) -> list[SearchHit]:
+        return [h for h in hits if h.paper.id not in self.muted]
+
+
+def _reader(store: Store, name: str | None, topic: str) -> _Reader:
+    if name is None:
+        return _Reader()
+    subscriber = store.subscribers.find("console", "user", name)
+    if subscriber is None:
+        click.echo(f"console:{name} has no subscriptions: nothing learned applies.", err=True)
+        return _Reader()
+    muted = frozenset(store.subscribers.muted(subscriber.id))
+    key = topic_key(topic)
+    topics = store.subscribers.topics(subscriber.id)
+    followed = next((t for t in topics if topic_key(t.text) == key), None)
+    if followed is None:
+        click.echo(f"console:{name} does not follow `{topic}`: only their mutes apply.", err=True)
+        return _Reader(muted=muted)
+    return _Reader(load_profiles(store, [followed.id]).get(followed.id), muted)
+
+
 @click.command("search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 200))
+@click.option("--user", "user", metavar="NAME", help=_USER_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
-def search_command(settings: Settings, query: tuple[str, ...], limit: int, as_json: bool) -> None:
+def search_command(
+    settings: Settings, query: tuple[str, ...], limit: int, user: str | None, as_json: bool
+) -> None:
     """Ranked look-up: what `/papers QUERY` shows."""
+    text = " ".join(query)
     with _open_store(settings) as store:
+        reader = _reader(store, user, text)
         try:
-            hits = search(store, " ".join(query), limit=limit, semantic=load_semantic(settings))
+            hits = search(
+                store,
+                text,
+                limit=limit + len(reader.muted),
+                semantic=load_semantic(settings),
+                profile=reader.profile,
+            )
         except InvalidQuery as exc:
             click.echo(f"Invalid query: {exc}", err=True)
             sys.exit(2)
-        _print_hits(hits, as_json)
+        _print_hits(reader.keep(hits)[:limit], as_json)
 
 
 @click.command("match")
 @click.argument("topic", nargs=-1, required=True)
+@click.option("--user", "user", metavar="NAME", help=_USER_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
-def match_command(settings: Settings, topic: tuple[str, ...], as_json: bool) -> None:
+def match_command(
+    settings: Settings, topic: tuple[str, ...], user: str | None, as_json: bool
+) -> None:
     """Every stored paper a subscription to TOPIC would put in a digest."""
+    text = " ".join(topic)
     with _open_store(settings) as store:
+        reader = _reader(store, user, text)
         try:
-            hits = matches(store, " ".join(topic), semantic=load_semantic(settings))
+            hits = matches(store, text, semantic=load_semantic(settings), profile=reader.profile)
         except InvalidQuery as exc:
             click.echo(f"Invalid topic: {exc}", err=True)
             sys.exit(2)
-        _print_hits(hits, as_json)
+        _print_hits(reader.keep(hits), as_json)
+
+
+@click.command("feedback")
+@click.option("--user", "user", metavar="NAME", required=True, help="The console user NAME.")
+@click.option("--topic", required=True, help="The topic the signals teach (followed if needed).")
+@click.option("--good", multiple=True, metavar="ID", help="A paper id to mark relevant.")
+@click.option("--bad", multiple=True, metavar="ID", help="A paper id to mark not relevant.")
+@click.pass_obj
+def feedback_command(
+    settings: Settings, user: str, topic: str, good: tuple[str, ...], bad: tuple[str, ...]
+) -> None:
+    """Mark papers relevant or not relevant to a console user's topic, as the buttons do."""
+    both = set(good) & set(bad)
+    if both:
+        click.echo(f"{sorted(both)[0]} is marked both relevant and not relevant.", err=True)
+        sys.exit(2)
+    now = datetime.now(UTC)
+    with _open_store(settings) as store:
+        known = store.papers.get_many([*good, *bad])
+        unknown = [pid for pid in (*good, *bad) if pid not in known]
+        if unknown:
+            click.echo(f"Unknown paper id: {unknown[0]} (nothing recorded).", err=True)
+            sys.exit(2)
+        subs = Subscriptions(store)
+        try:
+            parse(topic)  # refused before anything is saved
+        except InvalidQuery as exc:
+            click.echo(f"Invalid topic: {exc}", err=True)
+            sys.exit(2)
+        reader = subs.get_or_create("console", "user", user, "", now)
+        try:
+            subs.add_topic(reader.id, topic, now)
+        except PaperbotError as exc:  # already following the most topics there can be
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        followed = subs.find_topic(reader.id, topic)
+        with store.transaction():
+            for paper_id in good:
+                subs.record(followed, paper_id, True, user, now)
+            for paper_id in bad:
+                subs.record(followed, paper_id, False, user, now)
+            # Not relevant also mutes, as the button does.
+            for paper_id in bad:
+                store.subscribers.mute(reader.id, paper_id, now)
+        count = store.signals.counts([followed.id]).get(followed.id)
+        total = f"{count.relevant} relevant, {count.not_relevant} not relevant" if count else "none"
+        click.echo(
+            f"Recorded {len(good)} relevant and {len(bad)} not relevant for console:{user}'s "
+            f"`{followed.text}` (it has learned from {total})."
+        )
 
 
 @click.command("ingest")

@@ -1098,3 +1098,37 @@ async def test_what_next_promises_is_when_the_tick_sends(db_path: Path) -> None:
         assert report.sent == 1 and [d.subscriber.id for d in env.destination.delivered] == [old]
     finally:
         await env.close()
+
+
+async def test_each_subscription_is_sent_what_its_reader_taught_it(env: Env) -> None:
+    from tests.test_learning import PAPERS
+
+    examples = {p.id: p for p in PAPERS}
+    env.clock.set(utc(2026, 5, 1, 12, 0))  # days before: outside every first window
+    for paper in PAPERS:
+        if not paper.id.startswith("fl-"):
+            await env.paper(paper.id, paper.title, paper.summary)
+    for paper_id in ("fl-phone", "fl-hospital"):
+        await env.paper(paper_id, examples[paper_id].title, examples[paper_id].summary)
+    env.clock.set(utc(2026, 5, 4, 5, 0))
+    ann = await env.subscriber("ann", ["federated learning"], BERLIN)
+    bob = await env.subscriber("bob", ["federated learning"], BERLIN)
+
+    def teach(store: Store) -> int:
+        subs = Subscriptions(store)
+        (topic,) = store.subscribers.topics(ann)
+        subs.record(topic, "fl-phone", True, "ann", env.clock())
+        subs.record(topic, "fl-hospital", False, "ann", env.clock())
+        return topic.id
+
+    ann_topic = await env.do(teach)
+    for paper_id in ("fl-phone-2", "fl-hospital-2"):  # new today
+        await env.paper(paper_id, examples[paper_id].title, examples[paper_id].summary)
+    await env.tick(utc(2026, 5, 4, 7, 0))
+    (to_ann,) = env.destination.to(ann)
+    (to_bob,) = env.destination.to(bob)
+    assert to_ann.paper_ids == ("fl-phone-2",)  # admitted: like the paper ann marked relevant
+    assert to_bob.paper_ids == ("fl-hospital-2",)  # bob taught nothing: words alone
+    (section,) = to_ann.digest.sections
+    assert section.topic_id == ann_topic
+    assert "that you marked relevant" in section.cards[0].why

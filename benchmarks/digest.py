@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -45,8 +46,13 @@ class Counting:
         return None
 
 
-def build(path: Path, subscribers: int) -> int:
-    """A store with old papers, a day of new ones, and subscribers; returns distinct topics."""
+def build(path: Path, subscribers: int, learners: float = 0.0) -> int:
+    """A store with old papers, a day of new ones, and subscribers; returns distinct topics.
+
+    A `learners` share of the subscribers taught each of their topics `SIGNALS` signals, half
+    relevant and half not: papers drawn from the topic's first `SHOWN` old matches (what its
+    digests showed its readers, so readers of a topic mark overlapping papers), made up with
+    random old papers when a topic has too few matches."""
     store = Store.open(path)
     fill(store, OLD_PAPERS, seed=21, at=EPOCH)
     fill(store, NEW_PAPERS, seed=22, offset=OLD_PAPERS, at=SUBSCRIBED + timedelta(hours=3))
@@ -70,8 +76,42 @@ def build(path: Path, subscribers: int) -> int:
             "INSERT INTO topics (subscriber_id, text, key, created_at) VALUES (?,?,?,?)",
             topic_rows,
         )
+        if learners:
+            _teach(store, subscribers, learners)
     store.close()
     return len(distinct)
+
+
+SIGNALS = 10
+SHOWN = 30
+
+
+def _teach(store: Store, subscribers: int, learners: float) -> None:
+    every = max(1, round(1 / learners))
+    rows = store.conn.execute(
+        "SELECT id, text FROM topics WHERE (subscriber_id - 1) % ? = 0", [every]
+    ).fetchall()
+    shown: dict[str, list[str]] = {}
+    rng = random.Random(23)
+    signals = []
+    for topic_id, text in rows:
+        if text not in shown:
+            found = [h.paper.id for h in matches(store, text, today=DUE.date(), cap=200)]
+            shown[text] = found[:SHOWN]
+        ids = rng.sample(shown[text], min(SIGNALS, len(shown[text])))
+        matched = [1] * len(ids)
+        while len(ids) < SIGNALS:
+            number = rng.randrange(OLD_PAPERS)  # the ids `synthetic_papers` gives
+            ids.append(f"{2000 + number // 100000:04d}.{number % 100000:05d}")
+            matched.append(0)
+        for n, (paper_id, was_matched) in enumerate(zip(ids, matched, strict=True)):
+            relevant = int(n < SIGNALS // 2)
+            signals.append((topic_id, paper_id, relevant, was_matched, "bench", utc_iso(DUE)))
+    store.conn.executemany(
+        "INSERT OR IGNORE INTO signals (topic_id, paper_id, relevant, matched, by_user, "
+        "created_at) VALUES (?,?,?,?,?,?)",
+        signals,
+    )
 
 
 async def _tick(path: Path) -> tuple[float, int]:
@@ -105,15 +145,16 @@ def naive(path: Path, limit: int) -> float:
     return elapsed
 
 
-def run(subscribers: int, naive_limit: int) -> dict[str, float]:
-    """Seconds for one digest tick over `subscribers`, and the naive loop (extrapolated
-    linearly from `naive_limit` subscribers when that is fewer)."""
+def run(subscribers: int, naive_limit: int, learners: float = 0.0) -> dict[str, float]:
+    """Seconds for one digest tick over `subscribers` (a `learners` share of them with signals
+    on every topic), and the naive loop (extrapolated linearly from `naive_limit` subscribers
+    when that is fewer; 0 for no naive loop)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digest.db"
-        distinct = build(path, subscribers)
+        distinct = build(path, subscribers, learners)
         seconds, sent = asyncio.run(_tick(path))
         measured = min(subscribers, naive_limit)
-        naive_seconds = naive(path, measured) * subscribers / measured
+        naive_seconds = naive(path, measured) * subscribers / measured if measured else 0.0
     return {
         "seconds": seconds,
         "sent": sent,
@@ -125,3 +166,4 @@ def run(subscribers: int, naive_limit: int) -> dict[str, float]:
 
 if __name__ == "__main__":
     print(datetime.now(), run(1000, 1000))
+    print(datetime.now(), run(1000, 0, learners=0.1))

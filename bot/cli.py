@@ -220,7 +220,7 @@ def feedback_command(
         if unknown:
             click.echo(f"Unknown paper id: {unknown[0]} (nothing recorded).", err=True)
             sys.exit(2)
-        subs = Subscriptions(store)
+        subs = Subscriptions(store, load_semantic(settings))
         try:
             parse(topic)  # refused before anything is saved
         except InvalidQuery as exc:

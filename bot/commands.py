@@ -333,7 +333,7 @@ class Handler:
 
     def __init__(self, store: Store, semantic: Semantic | None = None) -> None:
         self.store = store
-        self.subs = Subscriptions(store)
+        self.subs = Subscriptions(store, semantic)
         self.semantic = semantic  # the semantic extra, when loaded
 
     def handle(self, caller: Caller, command: Command, now: datetime) -> Reply:

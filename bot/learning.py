@@ -6,8 +6,9 @@ its marked papers, and a paper's closeness to them is its cosine with the closes
 
 * a paper the topic's words match is left out when it is closer to a paper marked not
   relevant than to any marked relevant (by `MARGIN`) and at least `REJECT_SIMILARITY` close.
-  Only papers marked not relevant that the topic's words matched count here: a reader who
-  turns down a look-up's loose results says nothing about where the topic's scope ends;
+  Only papers marked not relevant that the topic matched (by its words, or by meaning with
+  the semantic extra) count here: a reader who turns down a look-up's loose results says
+  nothing about where the topic's scope ends;
 * a paper the words nearly match (a word score of `NEAR_MISS_SCORE` or more, below the match
   bar) is admitted when it is like a paper marked relevant: at least `ADMIT_SIMILARITY` close,
   less `WORD_EVIDENCE` for as much word evidence as a match has, and closer to it than to any
@@ -24,8 +25,8 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from bot.models import MatchReason, Paper, SearchHit
 from bot.storage import Store
@@ -94,9 +95,8 @@ class TermSpace:
 
 def cosine(a: TermVector, b: TermVector) -> float:
     """Cosine similarity of two unit vectors."""
-    if len(a) > len(b):
-        a, b = b, a
-    return sum(w * b.get(term, 0.0) for term, w in a.items())
+    # The shared terms are few: finding them is one C-level set intersection.
+    return sum(a[term] * b[term] for term in a.keys() & b.keys())
 
 
 @dataclass(frozen=True)
@@ -105,17 +105,7 @@ class Example:
 
     paper: Paper
     relevant: bool
-    matched: bool = True  # whether the topic's words matched it when it was marked
-
-
-@dataclass(frozen=True)
-class Closeness:
-    """How close a paper is to a profile's examples of each kind."""
-
-    relevant: float
-    like: Paper | None  # the closest paper marked relevant
-    not_relevant: float
-    out_of_scope: float  # to the closest paper marked not relevant that the words matched
+    matched: bool = True  # whether the topic matched it when it was marked
 
 
 @dataclass(frozen=True)
@@ -135,111 +125,137 @@ def liked_reason(paper: Paper, similarity: float) -> MatchReason:
     return MatchReason(_short(paper.title), "", "feedback", similarity=round(similarity, 2))
 
 
+class Candidates:
+    """A topic's matches and near misses (each best first), and their closeness to papers.
+
+    Readers of a topic mark the papers it showed them, so in a digest tick the same marked
+    papers come up for many subscriptions: a marked paper's cosines with every candidate are
+    computed once, and each subscription takes the maximum over its own marked papers.
+    """
+
+    def __init__(
+        self, hits: Sequence[SearchHit], near: Sequence[SearchHit], space: TermSpace
+    ) -> None:
+        self.hits = list(hits)
+        self.near = list(near)
+        self.space = space
+        self._vectors = [space.vector(h.paper) for h in (*self.hits, *self.near)]
+        self._sims: dict[str, list[float]] = {}
+
+    def sims(self, paper: Paper) -> list[float]:
+        """The cosine of every candidate (matches, then near misses) with `paper`."""
+        found = self._sims.get(paper.id)
+        if found is None:
+            vector = self.space.vector(paper)
+            found = self._sims[paper.id] = [cosine(vector, v) for v in self._vectors]
+        return found
+
+    def pending(self, papers: Iterable[Paper]) -> list[Paper]:
+        """Those of `papers` whose cosines are not computed yet."""
+        return [p for p in papers if p.id not in self._sims]
+
+
+def _closest(lists: list[list[float]], size: int) -> list[float]:
+    return list(map(max, *lists)) if len(lists) > 1 else lists[0] if lists else [0.0] * size
+
+
 class Profile:
     """What one topic subscription learned from its signals."""
 
-    def __init__(self, examples: Sequence[Example], space: TermSpace) -> None:
-        self.space = space
-        self._relevant = [(e.paper, space.vector(e.paper)) for e in examples if e.relevant]
-        self._not_relevant = [space.vector(e.paper) for e in examples if not e.relevant]
-        # Those that narrow the topic's scope (see the module docstring).
-        self._out_of_scope = [
-            space.vector(e.paper) for e in examples if not e.relevant and e.matched
-        ]
-        self.marked = frozenset(e.paper.id for e in examples)
+    def __init__(self, examples: Sequence[Example]) -> None:
+        self.examples = list(examples)
+        self._relevant = [e.paper for e in self.examples if e.relevant]
+        self._not_relevant = [e.paper for e in self.examples if not e.relevant]
+        self._out_of_scope = [e.paper for e in self.examples if not e.relevant and e.matched]
 
     @property
     def empty(self) -> bool:
         """Whether there is nothing to learn from (matching is then unchanged)."""
-        return not self._relevant and not self._not_relevant
+        return not self.examples
 
     @property
     def admits_new(self) -> bool:
         """Whether papers the words miss may be admitted (some paper was marked relevant)."""
         return bool(self._relevant)
 
-    def closeness(self, paper: Paper) -> Closeness:
-        """The paper's closeness to the examples of each kind."""
-        vector = self.space.vector(paper)
-        best, like = 0.0, None
-        for example, example_vector in self._relevant:
-            similarity = cosine(vector, example_vector)
-            if similarity > best:
-                best, like = similarity, example
-        worst = max((cosine(vector, v) for v in self._not_relevant), default=0.0)
-        scope = max((cosine(vector, v) for v in self._out_of_scope), default=0.0)
-        return Closeness(best, like, worst, scope)
+    @property
+    def papers(self) -> list[Paper]:
+        """The marked papers."""
+        return [e.paper for e in self.examples]
 
-    def rejects(self, close: Closeness) -> bool:
-        """Whether a matched paper is more like the papers marked not relevant."""
-        return (
-            close.out_of_scope >= REJECT_SIMILARITY and close.out_of_scope > close.relevant + MARGIN
-        )
-
-    def admits(self, close: Closeness, word_score: float) -> bool:
-        """Whether a paper the words nearly match is like a paper marked relevant."""
-        evidence = WORD_EVIDENCE * min(word_score / MATCH_SCORE, 1.0)
-        return (
-            close.like is not None
-            and word_score >= NEAR_MISS_SCORE
-            and close.relevant + evidence >= ADMIT_SIMILARITY
-            and close.relevant > close.not_relevant + MARGIN
-        )
-
-    def apply(self, hits: Sequence[SearchHit], near: Sequence[SearchHit]) -> Learned:
-        """Matches (`hits`) and near misses (`near`: scored, below the bar) after learning,
-        best first."""
+    def apply(self, found: Candidates) -> Learned:
+        """A topic's matches and near misses after learning, best first."""
+        size = len(found.hits) + len(found.near)
+        relevant = [found.sims(p) for p in self._relevant]
+        like = _closest(relevant, size)
+        unlike = _closest([found.sims(p) for p in self._not_relevant], size)
+        scope = _closest([found.sims(p) for p in self._out_of_scope], size)
         kept: list[SearchHit] = []
         left_out: list[SearchHit] = []
-        for hit in hits:
-            close = self.closeness(hit.paper)
-            if self.rejects(close):
+        for at, hit in enumerate(found.hits):
+            if scope[at] >= REJECT_SIMILARITY and scope[at] > like[at] + MARGIN:
                 left_out.append(hit)
             else:
-                kept.append(self._boosted(hit, close))
-        if self._relevant:
-            for hit in near:
-                close = self.closeness(hit.paper)
-                if close.like is not None and self.admits(close, hit.score):
-                    boosted = self._boosted(hit, close)
-                    reasons = (liked_reason(close.like, close.relevant), *hit.reasons)
-                    kept.append(replace(boosted, reasons=reasons))
+                kept.append(_lifted(hit, like[at]))
+        for at, hit in enumerate(found.near, start=len(found.hits)):
+            evidence = WORD_EVIDENCE * min(hit.score / MATCH_SCORE, 1.0)
+            if (
+                relevant
+                and hit.score >= NEAR_MISS_SCORE
+                and like[at] + evidence >= ADMIT_SIMILARITY
+                and like[at] > unlike[at] + MARGIN
+            ):
+                # The first marked paper as close as the closest says why.
+                example = next(
+                    p
+                    for p, sims in zip(self._relevant, relevant, strict=True)
+                    if sims[at] == like[at]
+                )
+                reasons = (liked_reason(example, like[at]), *hit.reasons)
+                kept.append(_lifted(hit, like[at], reasons))
         kept.sort(key=lambda h: (-h.score, h.paper.id))
         return Learned(kept, left_out)
 
-    def rerank(self, hits: Sequence[SearchHit]) -> Learned:
-        """A look-up's hits after learning: the rejected left out, the liked lifted."""
-        return self.apply(hits, ())
 
-    @staticmethod
-    def _boosted(hit: SearchHit, close: Closeness) -> SearchHit:
-        return replace(hit, score=round(hit.score + LIKE_BOOST * close.relevant, 4))
+def _lifted(
+    hit: SearchHit, like: float, reasons: tuple[MatchReason, ...] | None = None
+) -> SearchHit:
+    # The constructor, not `dataclasses.replace`: this runs for every match of every
+    # subscription that learned, in each digest tick.
+    score = round(hit.score + LIKE_BOOST * like, 4)
+    return SearchHit(hit.paper, score, hit.reasons if reasons is None else reasons)
+
+
+# Document frequencies are counted up to this: past it a word is common, whatever the number
+# (and counting stays cheap at a million papers).
+DF_CAP = 1000
 
 
 def term_space(store: Store) -> TermSpace:
     """A `TermSpace` over the store's papers."""
-    return TermSpace(store.papers.doc_freq, store.papers.count())
+    return TermSpace(lambda terms: store.papers.doc_freq(terms, DF_CAP), store.papers.count())
 
 
 def load_profiles(
-    store: Store, topic_ids: Sequence[int], space: TermSpace | None = None
+    store: Store, topic_ids: Sequence[int], papers: dict[str, Paper] | None = None
 ) -> dict[int, Profile]:
-    """The profiles of the topics that have signals (papers no longer stored are skipped)."""
+    """The profiles of the topics that have signals (papers no longer stored are skipped).
+
+    `papers` keeps marked papers by id between calls (a digest tick loads them once): the
+    ones it lacks are read and added to it."""
     signals = store.signals.of_topics(topic_ids)
     if not signals:
         return {}
-    papers = store.papers.get_many(
-        sorted({s.paper_id for found in signals.values() for s in found})
-    )
-    space = space or term_space(store)
+    papers = {} if papers is None else papers
+    wanted = {s.paper_id for found in signals.values() for s in found}
+    papers.update(store.papers.get_many(sorted(wanted - papers.keys())))
     return {
         topic_id: Profile(
             [
                 Example(papers[s.paper_id], s.relevant, s.matched)
                 for s in found
                 if s.paper_id in papers
-            ],
-            space,
+            ]
         )
         for topic_id, found in signals.items()
     }

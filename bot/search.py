@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from bot.errors import InvalidQuery
-from bot.learning import NEAR_MISS_SCORE, Learned, Profile
+from bot.learning import NEAR_MISS_SCORE, Candidates, Learned, Profile, term_space
 from bot.models import MatchReason, Paper, SearchHit
 from bot.storage import Store
 from bot.topics import (
@@ -98,11 +98,22 @@ class Matcher:
         return Scored(paper, best, matches)
 
 
-def words_match(store: Store, query: str | Topic, paper: Paper) -> bool:
-    """Whether the topic's words match the paper as a digest would have them."""
+def topic_matches(
+    store: Store, query: str | Topic, paper: Paper, semantic: Semantic | None = None
+) -> bool:
+    """Whether a subscription to the topic matches the paper, as a digest would have it: by
+    its words, or (with the semantic extra) by meaning."""
     topic = parse(query) if isinstance(query, str) else query
     scored = Matcher.for_store(topic, store).score(paper)
-    return scored is not None and scored.matches
+    if scored is not None and scored.matches:
+        return True
+    rowid = store.papers.rowid_of(paper.id)
+    if semantic is None or rowid is None or not _semantic_applies(topic):
+        return False
+    if is_excluded(topic, analyze_paper(paper)):
+        return False
+    similarity = semantic.similar(store.papers, topic, [rowid]).get(rowid, 0.0)
+    return similarity >= RELATED_MIN_SIMILARITY
 
 
 # Counting stops here: beyond it a concept is common whatever the exact number, and the cap
@@ -220,7 +231,7 @@ def search(
     if semantic is not None and _semantic_applies(topic):
         hits = _fuse(store, semantic, topic, hits, papers, today)
     if profile is not None and not profile.empty:
-        hits = profile.rerank(hits).hits
+        hits = profile.apply(Candidates(hits, [], term_space(store))).hits
     return hits[:limit]
 
 
@@ -387,4 +398,5 @@ def learned_matches(
     hits, near = match_candidates(
         store, topic, papers, today, cap, window, semantic, near=profile.admits_new
     )
-    return profile.apply(hits, near)  # the scorer already dropped papers the topic excludes
+    # The scorer already dropped the near misses the topic excludes.
+    return profile.apply(Candidates(hits, near, term_space(store)))

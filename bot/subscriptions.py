@@ -9,13 +9,17 @@ is due comes from `bot.digests.schedule`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.digests.schedule import next_due
 from bot.errors import InvalidQuery, PaperbotError
 from bot.models import Caller, DigestSettings, Subscriber, TopicSubscription
-from bot.search import words_match
+from bot.search import topic_matches
 from bot.storage import Signal, Store, topic_key
 from bot.topics import parse
+
+if TYPE_CHECKING:
+    from bot.semantic import Semantic
 
 MAX_TOPICS = 20
 
@@ -28,8 +32,9 @@ class Subscriptions:
     """Changing subscribers and their topics by the rules; plain reads go to
     `store.subscribers`."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, semantic: Semantic | None = None) -> None:
         self.store = store
+        self.semantic = semantic  # decides, with the words, whether a topic matches a paper
         self.rows = store.subscribers
         self.ledger = store.ledger
         self.signals = store.signals
@@ -131,12 +136,12 @@ class Subscriptions:
     def record(
         self, topic: TopicSubscription, paper_id: str, relevant: bool, by_user: str, now: datetime
     ) -> None:
-        """Save a signal on a topic, noting whether the topic's words match the paper."""
+        """Save a signal on a topic, noting whether the topic matches the paper."""
         paper = self.store.papers.get(paper_id)
         if paper is None:
             raise NotFound(f"I don't know the paper `{paper_id[:40]}`.")
         try:
-            matched = words_match(self.store, topic.text, paper)
+            matched = topic_matches(self.store, topic.text, paper, self.semantic)
         except InvalidQuery:  # saved under older topic rules: it matches nothing now
             matched = False
         self.signals.record(Signal(topic.id, paper_id, relevant, matched), by_user, now)

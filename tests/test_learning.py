@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from adapters.cli import cli
 from bot.commands import Command, Handler, parse_command
 from bot.digests import preview
-from bot.learning import Example, Profile, load_profiles, term_space
-from bot.models import Caller, Paper
+from bot.learning import Candidates, Example, Profile, TermSpace, load_profiles
+from bot.models import Caller, Paper, SearchHit
 from bot.search import learned_matches, match_candidates, matches, search
 from bot.storage import Store
 from bot.subscriptions import Subscriptions
@@ -118,7 +118,7 @@ def test_the_example_is_what_it_claims(fl_store: Store) -> None:
 def test_without_signals_matching_is_exactly_todays(fl_store: Store) -> None:
     _, topic_id = _reader(fl_store)
     assert _profile(fl_store, topic_id) is None
-    empty = Profile([], term_space(fl_store))
+    empty = Profile([])
     assert matches(fl_store, TOPIC, profile=empty) == matches(fl_store, TOPIC)
     assert search(fl_store, TOPIC, profile=empty) == search(fl_store, TOPIC)
 
@@ -165,29 +165,24 @@ def test_profiles_are_per_subscription(fl_store: Store) -> None:
 
 
 def test_profile_decisions_follow_the_nearest_examples() -> None:
-    def paper(pid: str, text: str) -> Paper:
-        return Paper(pid, text, text)
+    def hit(pid: str, text: str, score: float) -> SearchHit:
+        return SearchHit(Paper(pid, text, text), score)
 
-    freq = {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1}
-    space = term_space_for(freq)
-    profile = Profile(
-        [
-            Example(paper("good", "alpha beta alpha beta"), True),
-            Example(paper("bad", "gamma delta gamma delta"), False),
-        ],
+    freq = {"alpha": 1, "beta": 1, "gamma": 1, "delta": 1, "omega": 1}
+    space = TermSpace(lambda terms: {t: freq[t] for t in terms if t in freq}, 100)
+    good, bad = Paper("good", "alpha beta alpha beta"), Paper("bad", "gamma delta gamma delta")
+    profile = Profile([Example(good, True), Example(bad, False)])
+    found = Candidates(
+        [hit("like-bad", "gamma delta omega", 3.0), hit("like-good", "alpha beta omega", 2.0)],
+        [hit("near-good", "alpha beta", 0.6), hit("near-other", "omega", 1.2)],
         space,
     )
-    close = profile.closeness(paper("x", "alpha beta gamma"))
-    assert close.like is not None and close.like.id == "good"
-    assert close.relevant > close.not_relevant
-    assert profile.rejects(profile.closeness(paper("y", "gamma delta")))
-    assert not profile.rejects(profile.closeness(paper("z", "alpha beta")))
-
-
-def term_space_for(freq: dict[str, int]):  # type: ignore[no-untyped-def]
-    from bot.learning import TermSpace
-
-    return TermSpace(lambda terms: {t: freq[t] for t in terms if t in freq}, 100)
+    learned = profile.apply(found)
+    assert _ids(learned.left_out) == ["like-bad"]
+    # The near miss like "good" is admitted; "omega" alone is like nothing marked.
+    assert _ids(learned.hits) == ["like-good", "near-good"]
+    assert learned.hits[1].why().startswith('like "alpha beta alpha beta" that you marked')
+    assert learned.hits[1].score == 0.6 + 2.0  # lifted by its closeness (1.0) to "good"
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from bot.cards import card_from_hit
 from bot.digests.schedule import local_date, subscribed_at
 from bot.errors import InvalidQuery
-from bot.learning import Learned, Profile, TermSpace, load_profiles, term_space
+from bot.learning import Candidates, Learned, Profile, TermSpace, load_profiles, term_space
 from bot.models import (
     Digest,
     DigestSection,
@@ -164,6 +164,8 @@ class MatchCache:
         self._analysing: dict[_HitsKey, tuple[list[Paper], int]] = {}
         self._cards: dict[int, PaperCard] = {}
         self._space: TermSpace | None = None
+        self._candidates: dict[_HitsKey, Candidates] = {}
+        self.marked: dict[str, Paper] = {}  # papers readers marked, loaded once per tick
 
     @property
     def deadline(self) -> float | None:
@@ -240,7 +242,16 @@ class MatchCache:
         hits, near = self._matched(store, topic, start, end, today)
         if profile is None or profile.empty:
             return Learned(hits, [])
-        return profile.apply(hits, near)
+        key = (topic_key(topic), start, end, today)
+        found = self._candidates.get(key)
+        if found is None:
+            found = self._candidates[key] = Candidates(hits, near, self.space(store))
+        # A marked paper's closeness to the candidates is shared by every subscription that
+        # marked it; computing it is the unit this batch may stop after.
+        for paper in found.pending(profile.papers):
+            found.sims(paper)
+            self._check()
+        return profile.apply(found)
 
     def _matched(
         self, store: Store, topic: str, start: datetime, end: datetime, today: date
@@ -305,7 +316,7 @@ def build_digest(
     topics = store.subscribers.topics(subscriber.id) if topics is None else topics
     muted = store.subscribers.muted(subscriber.id) if muted is None else muted
     if profiles is None:
-        profiles = load_profiles(store, [t.id for t in topics], cache.space(store))
+        profiles = load_profiles(store, [t.id for t in topics], cache.marked)
     hits_by_topic: list[list[SearchHit]] = []
     left_out: list[tuple[str, ...]] = []
     for topic in topics:

@@ -189,7 +189,7 @@ def claim_due(
     ids = [s.id for s in candidates]
     topics_of, muted_of = rows.topics_of(ids), rows.muted_of(ids)
     topic_ids = [t.id for found in topics_of.values() for t in found]
-    profiles = load_profiles(store, topic_ids, cache.space(store))
+    profiles = load_profiles(store, topic_ids, cache.marked)
     # One transaction for the batch's claims: a commit per subscriber was a third of the cost.
     # A crash before the commit loses only claims, never a send (sends happen after).
     cache.deadline = deadline

@@ -216,7 +216,7 @@ def m011_drop_undeliverable_notified(db: Database) -> None:
 @migrations()
 def m012_signals(db: Database) -> None:
     """What readers taught a topic subscription: papers marked relevant or not relevant
-    (`bot.learning`), and whether the topic's words matched the paper when it was marked. One
+    (`bot.learning`), and whether the topic matched the paper when it was marked. One
     row per topic and paper, the latest click wins; a topic's signals go with it."""
     db.execute(
         "CREATE TABLE signals (topic_id INTEGER NOT NULL REFERENCES topics(id) ON DELETE CASCADE,"

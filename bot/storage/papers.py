@@ -132,7 +132,7 @@ class Papers:
         self._conn = db.conn
         # Match counts by FTS expression; cleared once our writes grow the store by 10%.
         self._count_cache: dict[tuple[str, int], int] = {}
-        self._df_cache: dict[str, int] = {}
+        self._df_cache: dict[tuple[str, int], int] = {}
         # Papers in the store (counted once, then kept up to date by our own writes), and how
         # many there were when the concept counts were last cleared.
         self._total: int | None = None
@@ -292,22 +292,30 @@ class Papers:
             )
         return found
 
-    def doc_freq(self, terms: Collection[str]) -> dict[str, int]:
-        """How many papers contain each of the index's terms (Porter stems); unknown terms are
-        left out. Memoised like `count_matches`: frequencies change slowly."""
-        missing = [t for t in terms if t not in self._df_cache]
+    def doc_freq(self, terms: Collection[str], cap: int) -> dict[str, int]:
+        """How many papers hold each of the index's terms (Porter stems), up to `cap`; terms no
+        paper holds are left out. Memoised like `count_matches`.
+
+        The vocabulary table counts exactly but walks a term's whole list of papers (a
+        millisecond and more for a common term at 20k papers), so a term is first counted
+        through the index, which stops at `cap`: only rarer terms are then counted exactly.
+        """
+        missing = [t for t in terms if (t, cap) not in self._df_cache]
         if missing:
             if len(self._df_cache) > 200_000:
                 self._df_cache.clear()
-            for offset in range(0, len(missing), 500):
-                chunk = missing[offset : offset + 500]
-                self._df_cache.update(dict.fromkeys(chunk, 0))
-                marks = ", ".join("?" for _ in chunk)
-                for term, docs in self._conn.execute(
-                    f"SELECT term, doc FROM papers_fts_vocab WHERE term IN ({marks})", chunk
-                ):
-                    self._df_cache[str(term)] = int(docs)
-        return {t: self._df_cache[t] for t in terms if self._df_cache.get(t)}
+            capped = (
+                "SELECT count(*) FROM (SELECT 1 FROM papers_fts WHERE papers_fts MATCH ? LIMIT ?)"
+            )
+            exact = "SELECT doc FROM papers_fts_vocab WHERE term = ?"
+            for term in missing:
+                # A term is alphanumeric (`bot.topics.words`): quoted, it is a safe FTS5 phrase.
+                count = int(self._conn.execute(capped, [f'"{term}"', cap]).fetchone()[0])
+                if count < cap:
+                    row = self._conn.execute(exact, [term]).fetchone()
+                    count = min(int(row[0]), cap) if row else 0
+                self._df_cache[(term, cap)] = count
+        return {t: self._df_cache[(t, cap)] for t in terms if self._df_cache[(t, cap)]}
 
     # -- paper vectors (the optional semantic extra; see bot.semantic) --------------------------
 

@@ -21,7 +21,7 @@ class Signal:
     topic_id: int
     paper_id: str
     relevant: bool
-    matched: bool = True  # whether the topic's words matched the paper when it was marked
+    matched: bool = True  # whether the topic matched the paper when it was marked
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from evaluate import embedded, load, seeded_store
 
-from bot.learning import load_profiles, term_space
+from bot.learning import load_profiles
 from bot.search import learned_matches, matches, search
 from bot.semantic import Semantic
 from bot.storage import Store
@@ -73,11 +73,10 @@ def learning_curve(
     store: Store, queries: list[dict[str, object]], semantic: Semantic | None = None
 ) -> list[TopicCurve]:
     """F1 on B at each number of signals in `CURVE`, per judged topic."""
-    subs = Subscriptions(store)
+    subs = Subscriptions(store, semantic)
     ids = {p for (p,) in store.conn.execute("SELECT id FROM papers")}
     seen = {p for p in ids if half(p) == "A"}
     later = ids - seen
-    space = term_space(store)
     results = []
     for number, q in enumerate(queries):
         query, grades = str(q["query"]), dict(q["grades"])  # type: ignore[call-overload]
@@ -90,7 +89,7 @@ def learning_curve(
             store.signals.forget(topic.id)
             for paper_id, relevant in marks[:n]:
                 subs.record(topic, paper_id, relevant, "reader", NOW)
-            profile = load_profiles(store, [topic.id], space).get(topic.id)
+            profile = load_profiles(store, [topic.id]).get(topic.id)
             found = learned_matches(store, query, profile, semantic=semantic).hits
             curve[n] = digest_f1({h.paper.id for h in found} & later, grades, later)
         results.append(TopicCurve(query, curve, marks))

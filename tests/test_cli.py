@@ -79,6 +79,7 @@ def test_the_one_group_holds_the_core_commands_and_the_adapters() -> None:
         "import": "bot.cli",
         "search": "bot.cli",
         "match": "bot.cli",
+        "feedback": "bot.cli",
         "ingest": "bot.cli",
         "reindex": "bot.cli",
         "backup": "bot.cli",

@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 def half(paper_id: str) -> str:
-    """"A" or "B", by a hash of the paper id (stable across runs and machines)."""
+    """ "A" or "B", by a hash of the paper id (stable across runs and machines)."""
     return "A" if int(hashlib.sha256(paper_id.encode()).hexdigest(), 16) % 2 == 0 else "B"
 
 

@@ -148,7 +148,8 @@ async def _run(settings: Settings) -> None:
         chat = bool(adapters)
         if not chat:
             click.echo("No chat tokens are set: starting the console adapter.")
-            adapters = [ConsoleAdapter()]
+            console = ConsoleAdapter()
+            adapters = [console]
         web_app = web.Application()
         # Adapters that take requests over HTTP (Slack's HTTP mode) share the ops server.
         served = [adapter.platform.capitalize() for adapter in adapters if adapter.mount(web_app)]
@@ -201,7 +202,7 @@ async def _run(settings: Settings) -> None:
             await stop_signal.wait()
             log.info("paperbot is stopping")
         else:
-            await run_interactive(bot)
+            await run_interactive(bot, shown=console.shown)
     except asyncio.CancelledError:
         if not stop_signal.requested.is_set():
             raise

@@ -47,6 +47,7 @@ from adapters.discord_embeds import (
     has_marker,
     reply_messages,
 )
+from adapters.signals import signal_command
 from adapters.supervise import Permanent, Supervisor, cancelled
 from bot.commands import Command, SettingsField
 from bot.config import Settings
@@ -148,12 +149,23 @@ async def run_command(interaction: discord.Interaction[Any], command: Command) -
     await send_reply(interaction, reply)
 
 
-# What each button kind asks of the core; the button's value is the command's argument.
-BUTTON_ACTIONS: dict[str, Literal["subscribe", "more", "mute"]] = {
+# What each button kind asks of the core; the button's value is the command's argument, or
+# for the signals (rel, and mute since topics learn) `<topic_id>:<paper_id>`.
+BUTTON_ACTIONS: dict[str, Literal["subscribe", "more", "mute", "relevant"]] = {
     "sub": "subscribe",
     "more": "more",
     "mute": "mute",
+    "rel": "relevant",
 }
+
+
+def button_command(kind: str, value: str) -> Command:
+    """The core command a button's kind and value ask for (a garbled signal: `invalid`)."""
+    action = BUTTON_ACTIONS[kind]
+    if action in ("relevant", "mute"):
+        # Custom ids come back as sent, or forged: a garbled one is answered, not run.
+        return signal_command(action, value)
+    return Command(action, arg=value)
 
 
 def _what(interaction: discord.Interaction[Any]) -> str:
@@ -184,14 +196,16 @@ _STYLES = {
     "sub": discord.ButtonStyle.primary,
     "more": discord.ButtonStyle.secondary,
     "mute": discord.ButtonStyle.secondary,
+    "rel": discord.ButtonStyle.success,
 }
 
 
 class PaperButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"paperbot:(?P<kind>sub|more|mute):(?P<value>.+)",
+    template=r"paperbot:(?P<kind>sub|more|mute|rel):(?P<value>.+)",
 ):
-    """Subscribe to a topic, more like a paper, or not relevant; rebuilt from its custom_id."""
+    """Subscribe to a topic, more like a paper, relevant or not relevant; rebuilt from its
+    custom_id (a mute of a message sent before topics learned carries a bare paper id)."""
 
     def __init__(self, kind: str, value: str, label: str = "", row: int | None = None) -> None:
         super().__init__(
@@ -219,7 +233,7 @@ class PaperButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Act on the click for whoever clicked, ephemerally."""
         try:
-            await run_command(interaction, Command(BUTTON_ACTIONS[self.kind], arg=self.value))
+            await run_command(interaction, button_command(self.kind, self.value))
         except Exception as error:  # discord.py only logs a DynamicItem's errors: answer here
             await apologise(interaction, error)
 
@@ -294,7 +308,14 @@ class ChannelGroup(app_commands.Group):
         """`/papers channel unsubscribe <topic|number>`."""
         await run_command(interaction, Command("unsubscribe", arg=topic, channel=True))
 
+    @app_commands.command(name="forget", description="Clear what a topic here learned")
+    @app_commands.describe(topic="The topic or its number in /papers channel list")
+    async def forget(self, interaction: discord.Interaction[Any], topic: Topic) -> None:
+        """`/papers channel forget <topic|number>`."""
+        await run_command(interaction, Command("forget", arg=topic, channel=True))
+
     @unsubscribe.autocomplete("topic")
+    @forget.autocomplete("topic")
     async def _channel_topics(self, interaction: discord.Interaction[Any], current: str) -> Any:
         return await _own(interaction, current, channel=True)
 
@@ -346,7 +367,14 @@ class PapersGroup(app_commands.Group):
         """`/papers unsubscribe <topic|number>`."""
         await run_command(interaction, Command("unsubscribe", arg=topic))
 
+    @app_commands.command(name="forget", description="Clear what a topic learned from ✓ and ✗")
+    @app_commands.describe(topic="The topic or its number in /papers list")
+    async def forget(self, interaction: discord.Interaction[Any], topic: Topic) -> None:
+        """`/papers forget <topic|number>`."""
+        await run_command(interaction, Command("forget", arg=topic))
+
     @unsubscribe.autocomplete("topic")
+    @forget.autocomplete("topic")
     async def _own_topics(self, interaction: discord.Interaction[Any], current: str) -> Any:
         return await _own(interaction, current, channel=False)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.signals import left_out_line, signal_value
 from bot.models import Digest, PaperCard, Reply
 
 MAX_TITLE = 256
@@ -76,7 +77,8 @@ def embed_size(embed: Embed) -> int:
 
 @dataclass(frozen=True)
 class Button:
-    """A persistent button: `kind` is sub, more or mute; `value` the topic or paper id."""
+    """A persistent button: `kind` is sub, more, rel or mute; `value` the topic, the paper id, or
+    `<topic_id>:<paper_id>` for the signals (rel, and mute when the paper has a topic)."""
 
     kind: str
     value: str
@@ -90,6 +92,8 @@ MAX_CUSTOM_ID = 100
 MAX_ROWS = 5
 MAX_ROW_BUTTONS = 5
 _LABEL = 80
+# A "left out" field stays short (Discord allows 1024): a hint, not a second list of papers.
+LEFT_OUT_CHARS = 400
 
 
 def custom_id(kind: str, value: str) -> str:
@@ -101,6 +105,51 @@ def _fits(kind: str, value: str) -> bool:
     return len(value) > 0 and len(custom_id(kind, value)) <= MAX_CUSTOM_ID
 
 
+Unit = list[tuple[str, str, str]]  # (kind, value, label) of buttons that share a row
+
+
+def _paper_buttons(number: int, card: PaperCard, topic_id: int | None) -> Unit:
+    """A paper's buttons; a paper shown under the reader's topic gets ✓ and ✗ for that topic.
+
+    Three buttons do not pair up in a row of five, so such a paper takes a row of its own and a
+    message holds at most five of them (`paginate` starts a new message then). Keeping "More
+    like" costs a digest a few more messages; it is what readers use to explore a paper.
+    """
+    if not _fits("more", card.paper_id):
+        return []
+    plain = [
+        ("more", card.paper_id, f"More like #{number}"),
+        ("mute", card.paper_id, f"Not relevant #{number}"),
+    ]
+    value = signal_value(card.paper_id, topic_id)
+    if topic_id is None or not _fits("mute", value):  # "mute" is the longer kind
+        return plain
+    return [
+        ("rel", value, f"✓ Relevant #{number}"),
+        ("mute", value, f"✗ Not relevant #{number}"),
+        ("more", card.paper_id, f"More like #{number}"),
+    ]
+
+
+def _layout(units: list[Unit]) -> tuple[list[Button], bool]:
+    """Buttons in rows of five, each unit within one row; whether every unit found room."""
+    out: list[Button] = []
+    row, used = 0, 0
+    for unit in units:
+        if not unit:
+            continue
+        if used + len(unit) > MAX_ROW_BUTTONS:
+            row, used = row + 1, 0
+        if row >= MAX_ROWS:
+            return out, False
+        out += [Button(kind, value, _cut(label, _LABEL), row) for kind, value, label in unit]
+        used += len(unit)
+    return out, True
+
+
+Shown = tuple[int, PaperCard, "int | None"]  # the paper's number, its card, its topic id
+
+
 @dataclass
 class Message:
     """One Discord message: its embeds, and the numbered papers its buttons act on."""
@@ -108,51 +157,73 @@ class Message:
     embeds: list[Embed] = field(default_factory=list)
     cards: list[tuple[int, PaperCard]] = field(default_factory=list)
     subscribe_topic: str | None = None
+    # The topic subscription each paper (by number) was shown under: its ✓ and ✗ teach it.
+    topic_ids: dict[int, int] = field(default_factory=dict)
 
-    def buttons(self) -> list[Button]:
-        """Subscribe (if any) then "more like" and "not relevant" per paper, two papers a row."""
-        out: list[Button] = []
-        row, used = 0, 0
+    def _units(self, extra: Shown | None = None) -> list[Unit]:
+        units: list[Unit] = []
         topic = self.subscribe_topic
         if topic and _fits("sub", topic):
-            out.append(Button("sub", topic, _cut(f"Subscribe to {topic}", _LABEL), 0))
-            used = 1
-        for number, card in self.cards:
-            if used + 2 > MAX_ROW_BUTTONS:
-                row, used = row + 1, 0
-            if row >= MAX_ROWS or not _fits("more", card.paper_id):
-                continue
-            out.append(Button("more", card.paper_id, f"More like #{number}", row))
-            out.append(Button("mute", card.paper_id, f"Not relevant #{number}", row))
-            used += 2
-        return out
+            units.append([("sub", topic, f"Subscribe to {topic}")])
+        shown = [(n, card, self.topic_ids.get(n)) for n, card in self.cards]
+        taken: set[str] = set()
+        for number, card, topic_id in [*shown, *([extra] if extra else [])]:
+            unit = _paper_buttons(number, card, topic_id)
+            ids = {custom_id(kind, value) for kind, value, _ in unit}
+            # Discord refuses a whole message whose custom_ids repeat: a paper shown twice
+            # in one message (the core does not do that) gets its buttons once.
+            units.append([] if ids & taken else unit)
+            taken |= ids
+        return units
+
+    def buttons(self) -> list[Button]:
+        """Subscribe (if any), then each paper's buttons: ✓ relevant, ✗ not relevant and more
+        like it for a paper shown under a topic (a row each), else more like it and not
+        relevant (two papers a row)."""
+        return _layout(self._units())[0]
+
+    def has_room(self, shown: Shown) -> bool:
+        """Whether this paper's buttons still fit the message's five rows."""
+        return _layout(self._units(shown))[1]
+
+    def add(self, shown: Shown) -> None:
+        """Act on this paper with the message's buttons."""
+        number, card, topic_id = shown
+        self.cards.append((number, card))
+        if topic_id is not None:
+            self.topic_ids[number] = topic_id
 
 
-Item = tuple[Embed, "tuple[int, PaperCard] | None"]
+Item = tuple[Embed, "Shown | None"]
 
 
 def paginate(
     items: list[Item], subscribe_topic: str | None = None, reserve: int = 0
 ) -> list[Message]:
-    """Group embeds into messages of at most 10 embeds and 6000 characters (less `reserve`)."""
+    """Group embeds into messages of at most 10 embeds and 6000 characters (less `reserve`),
+    and no more papers than their buttons fit in five rows."""
     messages = [Message(subscribe_topic=subscribe_topic)]
     total = 0
     limit = MAX_MESSAGE_CHARS - reserve
-    for embed, card in items:
+    for embed, shown in items:
         size = embed_size(embed)
         last = messages[-1]
-        if last.embeds and (len(last.embeds) >= MAX_EMBEDS or total + size > limit):
+        if last.embeds and (
+            len(last.embeds) >= MAX_EMBEDS
+            or total + size > limit
+            or (shown is not None and not last.has_room(shown))
+        ):
             messages.append(Message())
             total = 0
         messages[-1].embeds.append(embed)
-        if card is not None:
-            messages[-1].cards.append(card)
+        if shown is not None:
+            messages[-1].add(shown)
         total += size
     return [m for m in messages if m.embeds]
 
 
-def _cards(cards: tuple[PaperCard, ...], first: int) -> list[Item]:
-    return [(card_embed(c, n), (n, c)) for n, c in enumerate(cards, start=first)]
+def _cards(cards: tuple[PaperCard, ...], first: int, topic_id: int | None) -> list[Item]:
+    return [(card_embed(c, n), (n, c, topic_id)) for n, c in enumerate(cards, start=first)]
 
 
 def _digest_items(digest: Digest, key: str = "") -> list[Item]:
@@ -163,8 +234,13 @@ def _digest_items(digest: Digest, key: str = "") -> list[Item]:
         more = f"…and {part.more} more: `/papers search {part.topic}`" if part.more else ""
         # The first header carries the ledger key so a restart can find a digest already sent.
         footer = digest_marker(key, 0) if key and not items else ""
-        items.append((text_embed(more or f"{len(part.cards)} new", heading, footer), None))
-        items += _cards(part.cards, number)
+        header = text_embed(more or f"{len(part.cards)} new", heading, footer)
+        if part.left_out:  # previews: what learning left out of this topic
+            line = left_out_line(part.left_out, LEFT_OUT_CHARS, _escape)
+            header["fields"] = [{"name": "Left out by learning", "value": line, "inline": False}]
+        items.append((header, None))
+        # The section's subscription, not the card's: cards are shared between readers.
+        items += _cards(part.cards, number, part.topic_id)
         number += len(part.cards)
     return items
 
@@ -202,7 +278,7 @@ def reply_messages(reply: Reply) -> list[Message]:
     if reply.notice:
         items.append((text_embed(reply.notice, title="Heads up"), None))
     items.append((text_embed(("❌ " if reply.error else "") + reply.text), None))
-    items += _cards(reply.cards, 1)
+    items += _cards(reply.cards, 1, reply.topic_id)
     if reply.digest is not None:
         items += _digest_items(reply.digest)
     return paginate(items, reply.subscribe_topic)

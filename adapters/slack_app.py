@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters import supervise
 from adapters.base import Adapter, Misconfigured
+from adapters.signals import signal_command
 from adapters.slack_blocks import (
     MAX_BLOCKS,
     digest_messages,
@@ -71,9 +72,10 @@ HISTORY_PAGE = 15
 # What crash recovery needs to look a digest message up, by where digests go.
 RECOVERY_SCOPES = ("im:history", "channels:history", "groups:history")
 # What each button asks of the core; the button's value is the command's argument (a topic,
-# the look-up's query, or a paper id).
+# the look-up's query, or a paper id), or for the signal buttons `<topic_id>:<paper_id>`.
 BUTTON_ACTIONS: dict[str, Action] = {
     "subscribe_topic": "subscribe",
+    "relevant": "relevant",
     "not_relevant": "mute",
     "more_like_this": "more",
     "share_lookup": "lookup",
@@ -303,7 +305,13 @@ def command_of(body: dict[str, Any]) -> Command | None:
         return parse_command(str(body.get("text") or ""))
     actions = body.get("actions") or []
     action = BUTTON_ACTIONS.get(str(actions[0].get("action_id"))) if actions else None
-    return Command(action, arg=str(actions[0].get("value", ""))) if action else None
+    if action is None:
+        return None
+    value = str(actions[0].get("value", ""))
+    if action in ("relevant", "mute"):
+        # Values come back from Slack as sent, or forged: a garbled one is answered, not run.
+        return signal_command(action, value)
+    return Command(action, arg=value)
 
 
 class SlackAdapter(Adapter):

@@ -5,6 +5,11 @@ header over 150; messages over about 12k characters of blocks are cut. Every fun
 returns messages (lists of blocks) that respect those limits: a long digest becomes several
 messages, each within them. Paper text is escaped (`&`, `<`, `>`) so it can never form a link
 or a mention.
+
+A paper shown under one of the reader's topics (in a digest, or in a look-up of a topic they
+follow) gets "✓ Relevant" and "✗ Not relevant" buttons that teach that topic; their value is
+`<topic_id>:<paper_id>` (`adapters.signals`). Each card's buttons are one actions block of at
+most four elements (Slack allows 25), and action ids are unique within it, as Slack asks.
 """
 
 from __future__ import annotations
@@ -12,14 +17,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from adapters.signals import left_out_line, signal_value
 from bot.markup import spans
-from bot.models import Digest, PaperCard, Reply
+from bot.models import Digest, DigestSection, PaperCard, Reply
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
 MAX_HEADER = 150
 MAX_MESSAGE_CHARS = 12_000
 MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_TEXT = 75
+MAX_ACTIONS = 25  # elements in one actions block
+MAX_CONTEXT = 3000  # characters of a context block's text element
+# A "left out" line stays short: it is a hint, not a second list of papers.
+LEFT_OUT_CHARS = 400
 
 Block = dict[str, Any]
 
@@ -61,14 +72,25 @@ def header(text: str) -> Block:
 def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
     return {
         "type": "button",
-        "text": {"type": "plain_text", "text": _cut(text, 75), "emoji": True},
+        "text": {"type": "plain_text", "text": _cut(text, MAX_BUTTON_TEXT), "emoji": True},
         "action_id": action_id,
         "value": _cut(value, MAX_BUTTON_VALUE),
     }
 
 
-def card_blocks(card: PaperCard, topic: str | None = None) -> list[Block]:
-    """A paper as a section (title link, meta, summary, why) and a row of buttons."""
+def context(text: str) -> Block:
+    """A small grey mrkdwn line, cut to Slack's limit."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, MAX_CONTEXT)}]}
+
+
+def card_blocks(
+    card: PaperCard, topic: str | None = None, topic_id: int | None = None
+) -> list[Block]:
+    """A paper as a section (title link, meta, summary, why) and a row of buttons.
+
+    With `topic_id` (the reader's topic subscription the paper was shown under) the row offers
+    ✓ Relevant and ✗ Not relevant for that topic; without it, Not relevant only mutes.
+    """
     title = _link(card.url, card.title) if card.url else f"*{escape(card.title)}*"
     meta = escape(card.meta())
     links = " · ".join(_link(url, kind) for kind, url in card.links.items())
@@ -82,9 +104,15 @@ def card_blocks(card: PaperCard, topic: str | None = None) -> list[Block]:
     if links:
         lines.append(links)
     buttons = [
+        _button(
+            "✗ Not relevant" if topic_id is not None else "Not relevant",
+            "not_relevant",
+            signal_value(card.paper_id, topic_id),
+        ),
         _button("More like this", "more_like_this", card.paper_id),
-        _button("Not relevant", "not_relevant", card.paper_id),
     ]
+    if topic_id is not None:
+        buttons.insert(0, _button("✓ Relevant", "relevant", signal_value(card.paper_id, topic_id)))
     if topic:
         buttons.insert(0, _button(f"Subscribe to {topic}", "subscribe_topic", topic))
     return [section("\n".join(lines)), {"type": "actions", "elements": buttons}]
@@ -124,7 +152,7 @@ def reply_messages(reply: Reply, shareable: bool = False) -> list[list[Block]]:
     text = mrkdwn(reply.text)
     blocks.append(section(f":x: {text}" if reply.error else text))
     for card in reply.cards:
-        blocks += card_blocks(card, reply.subscribe_topic)
+        blocks += card_blocks(card, reply.subscribe_topic, reply.topic_id)
     if reply.digest is not None:
         blocks += digest_blocks(reply.digest)
     if shareable and reply.cards and reply.subscribe_topic:
@@ -139,10 +167,18 @@ def digest_blocks(digest: Digest) -> list[Block]:
     for part in digest.sections:
         blocks.append(section(f"*{escape(part.topic)}*"))
         for card in part.cards:
-            blocks += card_blocks(card)
+            # The section's subscription, not the card's: cards are shared between readers.
+            blocks += card_blocks(card, topic_id=part.topic_id)
         if part.more:
             blocks.append(section(f"…and {part.more} more: `/papers {escape(part.topic)}`"))
+        if part.left_out:
+            blocks.append(context(left_out_text(part)))
     return blocks
+
+
+def left_out_text(part: DigestSection) -> str:
+    """What learning left out of a preview's section, as one short escaped line."""
+    return left_out_line(part.left_out, LEFT_OUT_CHARS, escape)
 
 
 def digest_messages(digest: Digest) -> list[list[Block]]:

@@ -27,10 +27,16 @@ digests = st.builds(
             topic=st.text(min_size=1, max_size=300),
             cards=st.lists(cards, max_size=30).map(tuple),
             more=st.integers(0, 100),
+            topic_id=st.one_of(st.none(), st.integers(1, 10**12)),
+            left_out=st.lists(texts, max_size=8).map(tuple),
         ),
         max_size=5,
     ).map(tuple),
 )
 replies = st.builds(
-    Reply, text=texts, cards=st.lists(cards, max_size=10).map(tuple), error=st.booleans()
+    Reply,
+    text=texts,
+    cards=st.lists(cards, max_size=10).map(tuple),
+    error=st.booleans(),
+    topic_id=st.one_of(st.none(), st.integers(1, 10**12)),
 )

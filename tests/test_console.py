@@ -14,13 +14,17 @@ from aiohttp.test_utils import TestServer
 
 from adapters.console import (
     CALLER,
+    ConsoleAdapter,
     ConsoleDestination,
+    Shown,
+    answer,
     command_of,
     render_reply,
+    run_lines,
     strip_command,
 )
 from bot.digests import DigestRunner
-from bot.models import DigestSettings
+from bot.models import DigestSettings, Reply
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
@@ -170,3 +174,137 @@ async def test_offline_first_run_prompts_before_the_sources_answer_and_quits_cle
 def _read_some(fd: int) -> bytes:
     ready, _, _ = select.select([fd], [], [], 0.5)
     return os.read(fd, 4096) if ready else b""
+
+
+# -- marking papers by their number -------------------------------------------------------------
+
+
+async def console_with_papers() -> tuple[PaperBot, StoreRunner]:
+    store = Store.open(":memory:")
+    for n, title in enumerate(
+        ["KV cache eviction", "KV cache quantization", "KV cache offloading", "MoE routing"]
+    ):
+        add_paper(store, f"2611.0000{n}", title, MONDAY_0850 - timedelta(hours=n + 1))
+    add_subscriber(store, "console", ["kv cache"], MONDAY_0850 - timedelta(days=2))
+    runner = StoreRunner(store)
+    return PaperBot(runner, clock=lambda: MONDAY_0850), runner
+
+
+def numbered(text: str) -> dict[int, str]:
+    """The papers a rendered answer numbers: number -> title."""
+    found = {}
+    for line in text.splitlines():
+        head, dot, title = line.partition(". ")
+        if dot and head.isdigit():
+            found[int(head)] = title
+    return found
+
+
+async def signals(runner: StoreRunner) -> tuple[set[tuple[str, bool]], set[str]]:
+    def read(store: Store) -> tuple[set[tuple[str, bool]], set[str]]:
+        subscriber = store.subscribers.find("console", "user", "console")
+        assert subscriber is not None
+        (topic,) = store.subscribers.topics(subscriber.id)
+        found = store.signals.of_topics([topic.id]).get(topic.id, [])
+        return {(s.paper_id, s.relevant) for s in found}, store.subscribers.muted(subscriber.id)
+
+    return await runner.call(read)
+
+
+async def test_relevant_and_not_relevant_n_mark_the_nth_paper_of_the_last_look_up() -> None:
+    bot, runner = await console_with_papers()
+    shown = Shown()
+    early = await answer(bot, shown, "/papers relevant 3")
+    assert early.startswith("Error: There is no list of papers to pick from yet")
+    lookup = await answer(bot, shown, "/papers kv cache")
+    papers = numbered(lookup)
+    assert len(papers) == 3 and "/papers relevant N" in lookup
+    titles = ["KV cache eviction", "KV cache quantization", "KV cache offloading"]
+    ids = {title: f"2611.0000{n}" for n, title in enumerate(titles)}
+    thanks = await answer(bot, shown, "/papers relevant 3")
+    assert f"`kv cache` will bring more papers like “{papers[3]}”" in thanks
+    muted = await answer(bot, shown, "not relevant 1")
+    assert "won't show you" in muted and "`kv cache` will leave out papers like it" in muted
+    for line in ("/papers relevant 4", "/papers not-relevant 0", "/papers relevant", "relevant 99"):
+        assert (await answer(bot, shown, line)).startswith("Error: ")
+    assert await signals(runner) == (
+        {(ids[papers[3]], True), (ids[papers[1]], False)},
+        {ids[papers[1]]},
+    )
+    await runner.close()
+
+
+async def test_a_look_up_of_a_topic_not_followed_only_mutes() -> None:
+    bot, runner = await console_with_papers()
+    shown = Shown()
+    lookup = await answer(bot, shown, "/papers MoE routing")
+    assert numbered(lookup) and "Subscribe with" in lookup
+    refused = await answer(bot, shown, "/papers relevant 1")
+    assert refused.startswith("Error: Paper 1 was not shown under a topic you follow")
+    assert "won't show you" in await answer(bot, shown, "/papers not-relevant 1")
+    assert await signals(runner) == (set(), {"2611.00003"})
+    await runner.close()
+
+
+async def test_a_digest_preview_is_numbered_across_topics_and_teaches_each_papers_topic() -> None:
+    store = Store.open(":memory:")
+    add_paper(store, "2611.00001", "KV cache eviction", MONDAY_0850 - timedelta(hours=3))
+    add_paper(store, "2611.00002", "Mixture of experts routing", MONDAY_0850 - timedelta(hours=2))
+    add_subscriber(store, "console", ["kv cache", "MoE"], MONDAY_0850 - timedelta(days=2))
+    runner = StoreRunner(store)
+    bot = PaperBot(runner, clock=lambda: MONDAY_0850)
+    shown = Shown()
+    preview = await answer(bot, shown, "/papers digest")
+    assert numbered(preview) == {1: "KV cache eviction", 2: "Mixture of experts routing"}
+    await answer(bot, shown, "/papers relevant 2")
+
+    def topic_signals(store: Store) -> dict[str, set[str]]:
+        subscriber = store.subscribers.find("console", "user", "console")
+        assert subscriber is not None
+        topics = store.subscribers.topics(subscriber.id)
+        found = store.signals.of_topics([t.id for t in topics])
+        return {t.text: {s.paper_id for s in found.get(t.id, [])} for t in topics}
+
+    assert await runner.call(topic_signals) == {"kv cache": set(), "MoE": {"2611.00002"}}
+    await runner.close()
+
+
+def test_a_preview_names_what_learning_left_out() -> None:
+    from bot.models import Digest, DigestSection
+
+    section = DigestSection("kv cache", (), topic_id=3, left_out=("Paged attention", "X" * 500))
+    text = render_reply(Reply("Your next digest", digest=Digest(1, "2026-11-23", (section,))))
+    assert "== kv cache ==" in text
+    assert "Left out: “Paged attention”" in text
+    assert "(close to papers you marked not relevant)" in text
+    assert max(len(line) for line in text.splitlines()) <= 310
+
+
+async def test_a_printed_digest_is_the_list_relevant_n_picks_from() -> None:
+    bot, runner = await console_with_papers()
+    out = io.StringIO()
+    adapter = ConsoleAdapter(out)
+    digests = DigestRunner(runner, {"console": adapter.destination})
+    await digests.tick(MONDAY_0850 + timedelta(minutes=10))
+    printed = numbered(out.getvalue())
+    assert len(printed) == 3 and "/papers relevant N" in out.getvalue()
+    assert "Thanks" in await answer(bot, adapter.shown, "/papers relevant 2")
+    (marked,), _ = await signals(runner)
+    assert (
+        marked[1] is True
+        and marked[0]
+        == {
+            "KV cache eviction": "2611.00000",
+            "KV cache quantization": "2611.00001",
+            "KV cache offloading": "2611.00002",
+        }[printed[2]]
+    )
+    await runner.close()
+
+
+async def test_run_lines_keeps_the_last_list_between_lines() -> None:
+    bot, runner = await console_with_papers()
+    out = io.StringIO()
+    await run_lines(bot, ["/papers kv cache", "/papers help", "/papers relevant 1"], out)
+    assert "Thanks" in out.getvalue()
+    await runner.close()

@@ -108,6 +108,7 @@ async def test_login_syncs_the_papers_group_globally(fake: FakeDiscord, client: 
         "search",
         "subscribe",
         "unsubscribe",
+        "forget",
         "list",
         "digest",
         "settings",
@@ -115,7 +116,8 @@ async def test_login_syncs_the_papers_group_globally(fake: FakeDiscord, client: 
         "channel",
     }
     channel = {o["name"] for o in subcommands["channel"]["options"]}
-    assert channel == {"subscribe", "unsubscribe", "list", "settings"}
+    assert channel == {"subscribe", "unsubscribe", "forget", "list", "settings"}
+    assert subcommands["forget"]["options"][0]["autocomplete"] is True
     topic = subcommands["unsubscribe"]["options"][0]
     assert topic["autocomplete"] is True and topic["max_length"] == 300
     assert subcommands["search"]["options"][0]["autocomplete"] is True
@@ -724,3 +726,99 @@ async def test_the_fake_refuses_embeds_and_buttons_over_discords_limits(
         {"type": 4, "data": {"content": "c" * 2001}},
     )
     assert status == 400 and "content" in answer["errors"]["data"]
+
+
+# -- reader signals: ✓ relevant and ✗ not relevant -------------------------------------------
+
+
+async def followed_topic(fake: FakeDiscord, client: PaperbotClient, bot: PaperBot) -> int:
+    """Ada follows kv-cache; the topic subscription's id."""
+    await run(fake, client, interaction(command("subscribe", topic="kv-cache")))
+
+    def topic_id(store: Store) -> int:
+        subscriber = store.subscribers.find("discord", "user", ADA)
+        assert subscriber is not None
+        return store.subscribers.topics(subscriber.id)[0].id
+
+    return int(await bot.runner.call(topic_id))
+
+
+async def signals_and_muted(bot: PaperBot, topic_id: int) -> Any:
+    def read(store: Store) -> Any:
+        subscriber = store.subscribers.find("discord", "user", ADA)
+        muted = store.subscribers.muted(subscriber.id) if subscriber else set()
+        found = store.signals.of_topics([topic_id]).get(topic_id, [])
+        return {(s.paper_id, s.relevant) for s in found}, muted
+
+    return await bot.runner.call(read)
+
+
+async def test_relevant_and_not_relevant_buttons_teach_the_followed_topic(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
+) -> None:
+    topic_id = await followed_topic(fake, client, bot)
+    (answer,) = await run(fake, client, interaction(command("search", query="kv-cache")))
+    ids = [b["custom_id"] for row in answer["components"] for b in row["components"]]
+    relevant = [i for i in ids if i.startswith("paperbot:rel:")]
+    assert len(relevant) >= 2 and len(answer["components"]) <= 5
+    assert all(i.startswith(f"paperbot:rel:{topic_id}:") for i in relevant)
+    assert "paperbot:sub:kv-cache" not in ids  # followed already
+    first, second = (i.rsplit(":", 1)[1] for i in relevant[:2])
+
+    (thanks,) = await run(fake, client, clicked(relevant[0]))
+    assert thanks["flags"] == 64
+    assert "will bring more papers like" in thanks["embeds"][0]["description"]
+    (muted,) = await run(fake, client, clicked(f"paperbot:mute:{topic_id}:{second}"))
+    text = muted["embeds"][0]["description"]
+    assert "won't show you" in text and "will leave out papers like it" in text
+    # Each click was deferred at once (the fake refuses a callback after 3 s).
+    assert all(c["type"] == 5 for c in fake.sent("POST", "/interactions/"))
+    assert await signals_and_muted(bot, topic_id) == (
+        {(first, True), (second, False)},
+        {second},
+    )
+
+
+async def test_an_old_mute_button_still_mutes_and_teaches_nothing(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
+) -> None:
+    topic_id = await followed_topic(fake, client, bot)
+    paper = await bot.runner.call(lambda s: s.papers.by_rowid([1])[1])
+    (muted,) = await run(fake, client, clicked(f"paperbot:mute:{paper.id}"))
+    assert "won't show you" in muted["embeds"][0]["description"]
+    assert await signals_and_muted(bot, topic_id) == (set(), {paper.id})
+
+
+@pytest.mark.parametrize(
+    "custom_id",
+    [
+        "paperbot:rel:2401.00001",  # no topic
+        "paperbot:rel:x:2401.00001",
+        "paperbot:rel:1:",
+        "paperbot:rel:99999999999999999999999:2401.00001",
+        "paperbot:mute:1:2:3",
+    ],
+)
+async def test_a_garbled_signal_button_gets_a_friendly_answer_and_records_nothing(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot, custom_id: str
+) -> None:
+    topic_id = await followed_topic(fake, client, bot)
+    (answer,) = await run(fake, client, clicked(custom_id))
+    text = answer["embeds"][0]["description"]
+    assert text.startswith("❌") and "could not read that button" in text
+    assert await signals_and_muted(bot, topic_id) == (set(), set())
+
+
+async def test_a_full_digest_with_signals_is_accepted_by_discord(
+    fake: FakeDiscord, client: PaperbotClient
+) -> None:
+    from tests.test_slack_blocks import full_digest
+
+    destination = DiscordDestination(client)
+    await deliver(destination, subscriber("channel", CHANNEL_ID), full_digest(), "7:2026-11-23")
+    posts = fake.sent("POST", "/channels/")
+    buttons = [b for p in posts for row in p["components"] for b in row["components"]]
+    assert len(buttons) == 150  # ✓, ✗ and more like it for each of the 50 papers
+    assert all(len(p["components"]) <= 5 for p in posts)
+    assert buttons[0]["custom_id"] == "paperbot:rel:100:2611.00000"
+    assert buttons[0]["style"] == 3  # success (green)

@@ -75,10 +75,10 @@ def command(fake: FakeSlack, text: str, user: str = "U1") -> str:
     )
 
 
-def button(fake: FakeSlack, action_id: str, value: str) -> str:
+def button(fake: FakeSlack, action_id: str, value: str, user: str = "U1") -> str:
     payload = {
         "type": "block_actions",
-        "user": {"id": "U1"},
+        "user": {"id": user},
         "team": {"id": "T1"},
         "channel": {"id": "C1"},
         "response_url": fake.url + "respond",
@@ -667,3 +667,148 @@ async def test_a_look_up_pages_15_at_a_time_within_tier1_and_honours_retry_after
         assert ("conversations.history", "ratelimited") in fake.refused
     finally:
         await fake.server.close()
+
+
+# -- reader signals: ✓ relevant and ✗ not relevant -------------------------------------------
+
+
+async def ask(server: TestServer, fake: FakeSlack, body: str) -> dict[str, Any]:
+    """Post a signed payload; the ephemeral answer it got."""
+    before = len(fake.of("respond"))
+    assert await post(server, body, signed(body)) == 200
+    await wait_for(lambda: len(fake.of("respond")) > before)
+    (answer,) = fake.of("respond")[before:]
+    assert answer["response_type"] == "ephemeral"
+    return answer
+
+
+def button_values(answer: dict[str, Any], action_id: str) -> list[str]:
+    return [
+        e["value"]
+        for b in answer["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == action_id
+    ]
+
+
+async def signals_and_muted(runner: StoreRunner, topic_id: int, user: str = "U1") -> Any:
+    def read(store: Store) -> Any:
+        subscriber = store.subscribers.find("slack", "user", user)
+        muted = store.subscribers.muted(subscriber.id) if subscriber else set()
+        return store.signals.of_topics([topic_id]).get(topic_id, []), muted
+
+    return await runner.call(read)
+
+
+async def test_relevant_and_not_relevant_teach_the_followed_topic(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    await ask(server, fake_slack, command(fake_slack, "subscribe kv-cache"))
+    topic_id = await runner.call(
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1").id)[0].id
+    )
+    lookup = await ask(server, fake_slack, command(fake_slack, "kv-cache"))
+    relevant = button_values(lookup, "relevant")
+    assert len(relevant) >= 2 and all(v.startswith(f"{topic_id}:") for v in relevant)
+    assert button_values(lookup, "not_relevant") == relevant
+    first, second = (value.split(":", 1)[1] for value in relevant[:2])
+
+    thanks = await ask(server, fake_slack, button(fake_slack, "relevant", relevant[0]))
+    assert "Thanks: `kv-cache` will bring more papers like" in json.dumps(thanks)
+    muted = await ask(server, fake_slack, button(fake_slack, "not_relevant", relevant[1]))
+    text = json.dumps(muted, ensure_ascii=False)
+    assert "won't show you" in text and "`kv-cache` will leave out papers like it" in text
+    signals, muted_ids = await signals_and_muted(runner, topic_id)
+    assert {(s.paper_id, s.relevant) for s in signals} == {(first, True), (second, False)}
+    assert muted_ids == {second}
+    assert not fake_slack.refused
+
+
+async def test_a_digest_posted_to_slack_offers_both_signals_within_limits(
+    fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters import slack_app
+    from tests.test_slack_blocks import full_digest
+
+    monkeypatch.setattr(slack_app, "CHANNEL_POST_INTERVAL", 0.0)  # pacing is not the point
+    destination = SlackDestination(web_client(SLACK_TEST_TOKEN, fake_slack.url + "api/"))
+    to = Subscriber(7, "slack", "channel", "C9", "T1", DigestSettings(), NOW)
+    for body in destination.render(full_digest(), "7:2026-11-23"):
+        await destination.post(to, body)
+    assert not fake_slack.refused
+    posted = [
+        json.loads(p["blocks"]) if isinstance(p["blocks"], str) else p["blocks"]
+        for p in fake_slack.delivered
+    ]
+    relevant = [
+        e["value"]
+        for blocks in posted
+        for b in blocks
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "relevant"
+    ]
+    assert len(relevant) == 50 and relevant[0] == "100:2611.00000"
+
+
+async def test_an_old_not_relevant_button_still_mutes_and_teaches_nothing(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    await ask(server, fake_slack, command(fake_slack, "subscribe kv-cache"))
+    paper = await runner.call(lambda s: s.papers.by_rowid([1])[1])
+    answer = await ask(server, fake_slack, button(fake_slack, "not_relevant", paper.id))
+    assert "won't show you" in json.dumps(answer) and "leave out" not in json.dumps(answer)
+    topic_id = await runner.call(
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1").id)[0].id
+    )
+    signals, muted = await signals_and_muted(runner, topic_id)
+    assert signals == [] and muted == {paper.id}
+
+
+@pytest.mark.parametrize(
+    ("action_id", "value"),
+    [
+        ("relevant", ""),
+        ("relevant", "2401.00001"),  # no topic
+        ("relevant", "abc:2401.00001"),
+        ("relevant", "1:"),
+        ("relevant", "1:2401 00001"),
+        ("relevant", "99999999999999999999999999:2401.00001"),
+        ("not_relevant", ""),
+        ("not_relevant", "x:y:z"),
+        ("not_relevant", "\uff11:2401.00001"),  # a full-width digit is no topic id
+    ],
+)
+async def test_a_garbled_signal_gets_a_friendly_answer_and_records_nothing(
+    app_server, fake_slack: FakeSlack, caplog: pytest.LogCaptureFixture, action_id: str, value: str
+) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    server, runner = app_server
+    answer = await ask(server, fake_slack, button(fake_slack, action_id, value))
+    assert "could not read that button" in json.dumps(answer)
+    counts = await runner.call(
+        lambda s: (
+            s.conn.execute("SELECT count(*) FROM signals").fetchone()[0],
+            s.conn.execute("SELECT count(*) FROM muted_papers").fetchone()[0],
+        )
+    )
+    assert counts == (0, 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_nobody_can_teach_someone_elses_topic(app_server, fake_slack: FakeSlack) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    await ask(server, fake_slack, command(fake_slack, "subscribe kv-cache", user="U2"))
+    topic_id = await runner.call(
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U2").id)[0].id
+    )
+    paper = await runner.call(lambda s: s.papers.by_rowid([1])[1])
+    forged = f"{topic_id}:{paper.id}"
+    answer = await ask(server, fake_slack, button(fake_slack, "relevant", forged, user="U1"))
+    assert "someone else's subscription" in json.dumps(answer)
+    signals, _ = await signals_and_muted(runner, topic_id, user="U2")
+    assert signals == []

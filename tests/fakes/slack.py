@@ -13,6 +13,9 @@
   `inclusive`), with metadata only under `include_all_metadata`.
 - `chat.postMessage`: at most 50 blocks (`invalid_blocks`), an unknown or gone channel is
   `channel_not_found`; `post_delay` makes each post take that long.
+- Blocks (posts and response_url answers): an actions block holds 1 to 25 elements whose
+  action_ids are unique within it, button text at most 75 characters and value at most 2000;
+  otherwise `invalid_blocks` (a response_url answers it with HTTP 400, as incoming webhooks do).
 - `errors` queues answers per method: 429 (with Retry-After 0) or an error code.
 """
 
@@ -43,6 +46,9 @@ METHOD_SCOPES: dict[str, str | None] = {
 HISTORY_SCOPES = {"C": "channels:history", "G": "groups:history", "D": "im:history"}
 HISTORY_PAGE_MAX = 15
 MAX_BLOCKS = 50
+MAX_ACTIONS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
 
 
 def manifest_scopes(path: Path = MANIFEST) -> frozenset[str]:
@@ -59,6 +65,27 @@ async def api_params(request: web.Request) -> dict[str, Any]:
     else:
         data.update(await request.post())
     return data
+
+
+def blocks_problem(blocks: list[dict[str, Any]]) -> str | None:
+    """What Slack would refuse in these blocks (None when they are valid)."""
+    if len(blocks) > MAX_BLOCKS:
+        return f"more than {MAX_BLOCKS} blocks"
+    for n, block in enumerate(blocks):
+        if block.get("type") != "actions":
+            continue
+        elements = block.get("elements") or []
+        if not 1 <= len(elements) <= MAX_ACTIONS:
+            return f"block {n}: {len(elements)} elements"
+        action_ids = [e.get("action_id") for e in elements]
+        if len(set(action_ids)) != len(action_ids):
+            return f"block {n}: action_id repeated"
+        for element in elements:
+            if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE:
+                return f"block {n}: value too long"
+            if len(str((element.get("text") or {}).get("text", ""))) > MAX_BUTTON_TEXT:
+                return f"block {n}: button text too long"
+    return None
 
 
 def _flag(value: Any) -> bool:
@@ -149,7 +176,7 @@ class FakeSlack:
             return self._refuse("chat.postMessage", "channel_not_found")
         blocks = data.get("blocks")
         blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
-        if blocks is not None and len(blocks) > MAX_BLOCKS:
+        if blocks is not None and blocks_problem(blocks):
             return self._refuse("chat.postMessage", "invalid_blocks")
         await asyncio.sleep(self.post_delay)
         metadata = data.get("metadata")
@@ -216,7 +243,11 @@ class FakeSlack:
         return ts
 
     async def respond(self, request: web.Request) -> web.Response:
-        self.calls.append(("respond", await request.json()))
+        data = await request.json()
+        self.calls.append(("respond", data))
+        if blocks_problem(data.get("blocks") or []):
+            self.refused.append(("respond", "invalid_blocks"))
+            return web.Response(status=400, text="invalid_blocks")
         return web.json_response({"ok": True})
 
     def of(self, method: str) -> list[dict[str, Any]]:

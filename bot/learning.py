@@ -6,9 +6,10 @@ its marked papers, and a paper's closeness to them is its cosine with the closes
 
 * a paper the topic's words match is left out when it is closer to a paper marked not
   relevant than to any marked relevant (by `MARGIN`) and at least `REJECT_SIMILARITY` close.
-  Only papers marked not relevant that the topic matched (by its words, or by meaning with
-  the semantic extra) count here: a reader who turns down a look-up's loose results says
-  nothing about where the topic's scope ends;
+  Until some paper is marked relevant, only papers marked not relevant that the topic matched
+  (by its words, or by meaning with the semantic extra) count here: with nothing to compare
+  them with, a reader's turning down a look-up's loose results says nothing about where the
+  topic's scope ends;
 * a paper the words nearly match (a word score of `NEAR_MISS_SCORE` or more, below the match
   bar) is admitted when it is like a paper marked relevant: at least `ADMIT_SIMILARITY` close,
   less `WORD_EVIDENCE` for as much word evidence as a match has, and closer to it than to any
@@ -141,6 +142,12 @@ class Candidates:
         self.space = space
         self._vectors = [space.vector(h.paper) for h in (*self.hits, *self.near)]
         self._sims: dict[str, list[float]] = {}
+        # How much each near miss's words count towards admitting it (below the match bar;
+        # those under `NEAR_MISS_SCORE` never qualify).
+        self.evidence = [
+            WORD_EVIDENCE * min(h.score / MATCH_SCORE, 1.0) if h.score >= NEAR_MISS_SCORE else -1.0
+            for h in self.near
+        ]
 
     def sims(self, paper: Paper) -> list[float]:
         """The cosine of every candidate (matches, then near misses) with `paper`."""
@@ -185,36 +192,39 @@ class Profile:
 
     def apply(self, found: Candidates) -> Learned:
         """A topic's matches and near misses after learning, best first."""
-        size = len(found.hits) + len(found.near)
+        # List comprehensions over the precomputed cosines: this runs for every subscription
+        # that learned, in every digest tick.
+        matched = len(found.hits)
         relevant = [found.sims(p) for p in self._relevant]
-        like = _closest(relevant, size)
-        unlike = _closest([found.sims(p) for p in self._not_relevant], size)
-        scope = _closest([found.sims(p) for p in self._out_of_scope], size)
-        kept: list[SearchHit] = []
-        left_out: list[SearchHit] = []
-        for at, hit in enumerate(found.hits):
-            if scope[at] >= REJECT_SIMILARITY and scope[at] > like[at] + MARGIN:
-                left_out.append(hit)
-            else:
-                kept.append(_lifted(hit, like[at]))
-        for at, hit in enumerate(found.near, start=len(found.hits)):
-            evidence = WORD_EVIDENCE * min(hit.score / MATCH_SCORE, 1.0)
-            if (
-                relevant
-                and hit.score >= NEAR_MISS_SCORE
-                and like[at] + evidence >= ADMIT_SIMILARITY
-                and like[at] > unlike[at] + MARGIN
-            ):
-                # The first marked paper as close as the closest says why.
-                example = next(
-                    p
-                    for p, sims in zip(self._relevant, relevant, strict=True)
-                    if sims[at] == like[at]
-                )
-                reasons = (liked_reason(example, like[at]), *hit.reasons)
-                kept.append(_lifted(hit, like[at], reasons))
+        like = _closest(relevant, matched + len(found.near))
+        left: set[int] = set()
+        against = self._not_relevant if relevant else self._out_of_scope
+        if against:
+            scope = _closest([found.sims(p) for p in against], matched)
+            left = {
+                at
+                for at, (out, near) in enumerate(zip(scope[:matched], like, strict=False))
+                if out >= REJECT_SIMILARITY and out > near + MARGIN
+            }
+        kept = [_lifted(hit, like[at]) for at, hit in enumerate(found.hits) if at not in left]
+        if relevant and found.near:
+            unlike = _closest([found.sims(p) for p in self._not_relevant], len(like))
+            for at in range(matched, len(like)):
+                hit = found.near[at - matched]
+                if (
+                    like[at] + found.evidence[at - matched] >= ADMIT_SIMILARITY
+                    and like[at] > unlike[at] + MARGIN
+                ):
+                    # The first marked paper as close as the closest says why.
+                    example = next(
+                        p
+                        for p, sims in zip(self._relevant, relevant, strict=True)
+                        if sims[at] == like[at]
+                    )
+                    reasons = (liked_reason(example, like[at]), *hit.reasons)
+                    kept.append(_lifted(hit, like[at], reasons))
         kept.sort(key=lambda h: (-h.score, h.paper.id))
-        return Learned(kept, left_out)
+        return Learned(kept, [found.hits[at] for at in sorted(left)])
 
 
 def _lifted(

@@ -22,6 +22,7 @@ from bot.learning import Candidates, Learned, Profile, TermSpace, load_profiles,
 from bot.models import (
     Digest,
     DigestSection,
+    MatchReason,
     Paper,
     PaperCard,
     SearchHit,
@@ -162,7 +163,7 @@ class MatchCache:
         self._hits: dict[_HitsKey, _Matched | InvalidQuery] = {}
         # A topic's candidates, and how many of them are analysed, while that is under way.
         self._analysing: dict[_HitsKey, tuple[list[Paper], int]] = {}
-        self._cards: dict[int, PaperCard] = {}
+        self._cards: dict[tuple[str, tuple[MatchReason, ...]], PaperCard] = {}
         self._space: TermSpace | None = None
         self._candidates: dict[_HitsKey, Candidates] = {}
         self.marked: dict[str, Paper] = {}  # papers readers marked, loaded once per tick
@@ -201,11 +202,12 @@ class MatchCache:
         return self._space
 
     def card(self, hit: SearchHit) -> PaperCard:
-        """The card of a hit this cache holds, built once however many digests show it."""
-        # By identity: the hits live in this cache for the whole tick, so ids stay unique.
-        found = self._cards.get(id(hit))
+        """A hit's card, built once however many digests show it."""
+        # A card shows the paper and why it matched, not the score (which learning lifts).
+        key = (hit.paper.id, hit.reasons)
+        found = self._cards.get(key)
         if found is None:
-            found = self._cards[id(hit)] = card_from_hit(hit)
+            found = self._cards[key] = card_from_hit(hit)
         return found
 
     def papers(self, store: Store, start: datetime, end: datetime) -> dict[int, Paper]:

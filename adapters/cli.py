@@ -23,7 +23,7 @@ import httpx
 from aiohttp import web
 
 from adapters.base import Adapter, Misconfigured
-from adapters.console import ConsoleAdapter, run_interactive, run_lines
+from adapters.console import USER, ConsoleAdapter, console_caller, run_interactive, run_lines
 from adapters.ops_http import add_ops_routes, healthz_url, serve
 from bot import cli as core
 from bot import logs
@@ -80,9 +80,17 @@ async def _load_sample_if_empty(runner: StoreRunner) -> str | None:
 
 
 @click.command("console")
+@click.option(
+    "--user",
+    "user",
+    metavar="NAME",
+    default=USER,
+    show_default=True,
+    help="Who types (console:NAME).",
+)
 @click.pass_obj
-def console_command(settings: Settings) -> None:
-    """Answer `/papers ...` lines from standard input as the user `console`, then exit."""
+def console_command(settings: Settings, user: str) -> None:
+    """Answer `/papers ...` lines from standard input as the console user NAME, then exit."""
 
     _quiet_console_logs()
 
@@ -93,7 +101,8 @@ def console_command(settings: Settings) -> None:
             if message:
                 click.echo(message + " (The store was empty.)", err=True)
             lines = sys.stdin.read().splitlines()
-            await run_lines(PaperBot(runner, semantic=load_semantic(settings)), lines, sys.stdout)
+            bot = PaperBot(runner, semantic=load_semantic(settings))
+            await run_lines(bot, lines, sys.stdout, console_caller(user))
         finally:
             await runner.close()
 

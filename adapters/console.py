@@ -32,9 +32,20 @@ from bot.models import Caller, Digest, PaperCard, Reply, Subscriber
 from bot.service import PaperBot
 
 USER = "console"
-CALLER = Caller(
-    platform="console", user_id=USER, channel_id="console", workspace="", can_manage_channel=True
-)
+
+
+def console_caller(user: str = USER) -> Caller:
+    """The console user NAME (the subscriber `console:NAME`), who manages the console channel."""
+    return Caller(
+        platform="console",
+        user_id=user,
+        channel_id="console",
+        workspace="",
+        can_manage_channel=True,
+    )
+
+
+CALLER = console_caller()
 PROMPT = "papers> "
 
 
@@ -162,12 +173,12 @@ class Shown:
         return replace(command, arg=paper_id, topic_id=topic_id)
 
 
-async def answer(bot: PaperBot, shown: Shown, line: str) -> str:
+async def answer(bot: PaperBot, shown: Shown, line: str, caller: Caller = CALLER) -> str:
     """Run one typed line for the console user and render the answer; remembers the papers."""
     command = shown.resolve(command_of(line))
     if isinstance(command, str):
         return f"Error: {plain(command)}"
-    reply = await bot.run(CALLER, command)
+    reply = await bot.run(caller, command)
     shown.remember(command, reply)
     return render_reply(reply)
 
@@ -229,13 +240,13 @@ class ConsoleAdapter(Adapter):
         """Nothing to let go of."""
 
 
-async def run_lines(bot: PaperBot, lines: list[str], out: TextIO) -> None:
+async def run_lines(bot: PaperBot, lines: list[str], out: TextIO, caller: Caller = CALLER) -> None:
     """Answer each command line in order (the scriptable `paperbot console`)."""
     shown = Shown()
     for line in lines:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        out.write(await answer(bot, shown, line) + "\n\n")
+        out.write(await answer(bot, shown, line, caller) + "\n\n")
     out.flush()
 
 

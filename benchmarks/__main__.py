@@ -80,6 +80,17 @@ def main(quick: bool) -> None:
                 TARGETS["digest"],
             )
         )
+    audience = audiences[-1]
+    say(f"digest run for {audience:,} subscribers, 10% of them with signals")
+    learned = digest.run(audience, naive_limit=0, learners=0.1)
+    rows.append(
+        (
+            f"digest, {audience:,} subscribers, 10% with 10 signals per topic",
+            f"{learned['seconds']:.1f} s ({learned['sent']:,.0f} sent)",
+            "docs/learning.md",
+            TARGETS["digest"],
+        )
+    )
     say("bulk import")
     rows.append(("bulk import, FTS on", f"{_import_rate():,.0f} papers/s", "", TARGETS["import"]))
     say("look-ups during a 10k ingest and a 10k-subscriber digest")

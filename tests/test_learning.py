@@ -389,3 +389,18 @@ def test_ten_signals_help_and_never_hurt_a_topic_much(learning_eval, name: str) 
     assert mean[10] > mean[0], mean
     worst = min(r.f1[10] - r.f1[0] for r in results)
     assert worst >= -0.05, [(r.query, r.f1) for r in results]
+
+
+def test_the_console_user_name_is_the_subscriber_the_cli_teaches(db: Path) -> None:
+    typed = f"/papers subscribe {TOPIC}\n/papers {TOPIC}\n/papers relevant 1\n/papers list\n"
+    result = CliRunner().invoke(cli, ["--db", str(db), "console", "--user", "ann"], input=typed)
+    assert result.exit_code == 0, result.output
+    assert "(learned from 1 relevant, 0 not relevant)" in result.output
+    after = json.loads(cli_run(db, "match", TOPIC, "--user", "ann", "--json").output)
+    assert after  # console:ann's subscription, as `feedback --user ann` would teach it
+    store = Store.open(db)
+    try:
+        ann = store.subscribers.find("console", "user", "ann")
+        assert ann is not None and store.subscribers.find("console", "user", "console") is None
+    finally:
+        store.close()

@@ -28,6 +28,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from bot.models import MatchReason, Paper, SearchHit
 from bot.storage import Store
@@ -38,8 +39,10 @@ WORD_EVIDENCE = 0.05
 NEAR_MISS_SCORE = 0.5
 REJECT_SIMILARITY = 0.15
 MARGIN = 0.05
-# How much closeness to a paper marked relevant lifts a hit (word scores run from ~1 to ~5).
+# How much closeness to a paper marked relevant lifts a hit (word scores run from ~1 to ~5),
+# from LIFT_MIN on (below it papers share only a word or two).
 LIKE_BOOST = 2.0
+LIFT_MIN = 0.05
 # The bar a word match clears (`bot.search.MATCH_MIN_SCORE`): word evidence is counted up to it.
 MATCH_SCORE = 1.3
 
@@ -78,15 +81,18 @@ class TermSpace:
         common: int | None = None,
     ) -> None:
         self._doc_freq = doc_freq
+        self.total = total
         self._total = max(total, 1)
         self._common = common
-        self._vectors: OrderedDict[str, TermVector] = OrderedDict()
+        # By id and text: a paper whose text changes gets a new vector.
+        self._vectors: OrderedDict[tuple[str, str, str], TermVector] = OrderedDict()
 
     def vector(self, paper: Paper) -> TermVector:
         """The paper's unit tf-idf vector."""
-        found = self._vectors.get(paper.id)
+        key = (paper.id, paper.title, paper.summary)
+        found = self._vectors.get(key)
         if found is not None:
-            self._vectors.move_to_end(paper.id)
+            self._vectors.move_to_end(key)
             return found
         counts = _counts(paper)
         freq = self._doc_freq(counts.keys())
@@ -98,7 +104,7 @@ class TermSpace:
         }
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         vector = {term: w / norm for term, w in weights.items()}
-        self._vectors[paper.id] = vector
+        self._vectors[key] = vector
         if len(self._vectors) > self.CACHE:
             self._vectors.popitem(last=False)
         return vector
@@ -110,9 +116,8 @@ def cosine(a: TermVector, b: TermVector) -> float:
     return sum(a[term] * b[term] for term in a.keys() & b.keys())
 
 
-@dataclass(frozen=True)
-class Example:
-    """A paper a reader marked, and how."""
+class Example(NamedTuple):
+    """A paper a reader marked, and how (a tuple: a digest batch makes hundreds)."""
 
     paper: Paper
     relevant: bool
@@ -249,8 +254,10 @@ class Profile:
 def _lifted(
     hit: SearchHit, like: float, reasons: tuple[MatchReason, ...] | None = None
 ) -> SearchHit:
-    # The constructor, not `dataclasses.replace`: this runs for every match of every
-    # subscription that learned, in each digest tick.
+    # This runs for every match of every subscription that learned, in each digest tick: a hit
+    # barely like any marked paper keeps its object (and its card), unlifted.
+    if like < LIFT_MIN and reasons is None:
+        return hit
     score = round(hit.score + LIKE_BOOST * like, 4)
     return SearchHit(hit.paper, score, hit.reasons if reasons is None else reasons)
 
@@ -261,9 +268,12 @@ COMMON_SHARE = 0.02
 COMMON_MIN = 1000
 
 
-def term_space(store: Store) -> TermSpace:
-    """A `TermSpace` over the store's papers."""
+def term_space(store: Store, previous: TermSpace | None = None) -> TermSpace:
+    """A `TermSpace` over the store's papers: `previous` (and the vectors it holds) while the
+    store has grown or shrunk by less than a tenth since it was made."""
     total = store.papers.count()
+    if previous is not None and abs(total - previous.total) < max(1, previous.total // 10):
+        return previous
     common = max(COMMON_MIN, int(total * COMMON_SHARE))
     return TermSpace(lambda terms: store.papers.doc_freq(terms, common), total, common)
 

@@ -153,9 +153,15 @@ class MatchCache:
     nothing else was done since the deadline was set.
     """
 
-    def __init__(self, budget: Budget | None = None, semantic: Semantic | None = None) -> None:
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        semantic: Semantic | None = None,
+        space: TermSpace | None = None,
+    ) -> None:
         self.budget = budget or Budget()
         self.semantic = semantic
+        self._previous_space = space  # the last tick's, reused while the store is alike
         self._deadline: float | None = None
         self._worked = False  # any unit of work done since the deadline was set
         self._papers: dict[_WindowKey, dict[int, Paper]] = {}
@@ -196,10 +202,16 @@ class MatchCache:
             raise OutOfTime
 
     def space(self, store: Store) -> TermSpace:
-        """The term space the tick's learned topics share (paper vectors computed once)."""
+        """The term space the tick's learned topics share (paper vectors computed once, and
+        kept for the next tick: marked papers are old papers)."""
         if self._space is None:
-            self._space = term_space(store)
+            self._space = term_space(store, self._previous_space)
         return self._space
+
+    @property
+    def space_used(self) -> TermSpace | None:
+        """The term space this tick made or reused, if it needed one."""
+        return self._space or self._previous_space
 
     def card(self, hit: SearchHit) -> PaperCard:
         """A hit's card, built once however many digests show it."""

@@ -23,7 +23,7 @@ from bot.digests.build import Budget, MatchCache, OutOfTime, build_digest, windo
 from bot.digests.destination import Destination
 from bot.digests.schedule import ledger_key, local_date, next_due, next_send, subscribed_at
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
-from bot.learning import Profile, load_profiles
+from bot.learning import Profile, TermSpace, load_profiles
 from bot.metrics import DIGESTS_FAILED, DIGESTS_SENT
 from bot.models import Digest, Subscriber, TopicSubscription
 from bot.runtime import StoreRunner
@@ -373,6 +373,7 @@ class DigestRunner:
         self.runner = runner
         self.budget = budget or Budget()
         self.semantic = semantic  # the semantic extra, when loaded
+        self._space: TermSpace | None = None  # learning's paper vectors, kept between ticks
         self.destinations = destinations
         self.clock = clock
         self.max_attempts = max_attempts
@@ -417,7 +418,7 @@ class DigestRunner:
                 resumable.append(claim)
         if resumable:
             await asyncio.gather(*(self._recover(claim, now, report) for claim in resumable))
-        cache = MatchCache(self.budget, self.semantic)
+        cache = MatchCache(self.budget, self.semantic, self._space)
         # In batches, so look-ups get the store between them however many are due.
         limit = self.budget.batch
         while not self._stopping:
@@ -429,6 +430,7 @@ class DigestRunner:
                 await asyncio.gather(*(self._send(job, report) for job in plan.jobs))
             if not plan.more:
                 break
+        self._space = cache.space_used
 
     async def close(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """Stop for a shutdown: no new digests or messages; sends in flight get `grace` seconds

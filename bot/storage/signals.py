@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from bot.storage.times import utc_iso
 
@@ -14,9 +15,9 @@ from bot.storage.times import utc_iso
 RECENT_SIGNALS = 50
 
 
-@dataclass(frozen=True)
-class Signal:
-    """One reader's verdict on one paper under one topic subscription."""
+class Signal(NamedTuple):
+    """One reader's verdict on one paper under one topic subscription (a tuple: a digest batch
+    reads hundreds)."""
 
     topic_id: int
     paper_id: str

@@ -404,3 +404,28 @@ def test_the_console_user_name_is_the_subscriber_the_cli_teaches(db: Path) -> No
         assert ann is not None and store.subscribers.find("console", "user", "console") is None
     finally:
         store.close()
+
+
+@pytest.fixture(scope="module")
+def embedded_eval(learning_eval):  # type: ignore[no-untyped-def]
+    from bot.semantic import missing
+
+    if missing() is not None:
+        pytest.skip(f"semantic extra: {missing()}")
+    store = learning_eval.seeded_store()
+    yield store, learning_eval.embedded(store)
+    store.close()
+
+
+# Embedding the sample takes 100-150 s, hence slow.
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["devset", "holdout"])
+def test_with_the_semantic_extra_ten_signals_help_and_never_hurt_a_topic_much(  # type: ignore[no-untyped-def]
+    learning_eval, embedded_eval, name: str
+) -> None:
+    store, semantic = embedded_eval
+    results = learning_eval.learning_curve(store, learning_eval.load(name), semantic)
+    mean = {n: sum(r.f1[n] for r in results) / len(results) for n in (0, 10)}
+    assert mean[10] >= mean[0] + 0.03, mean  # measured: +0.042 (dev), +0.062 (holdout)
+    worst = min(r.f1[10] - r.f1[0] for r in results)
+    assert worst >= -0.05, [(r.query, r.f1) for r in results]

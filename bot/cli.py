@@ -27,7 +27,7 @@ from bot.learning import Profile, load_profiles
 from bot.models import SearchHit
 from bot.search import matches, search
 from bot.semantic import Semantic, embed_missing, load_encoder
-from bot.storage import Store, topic_key
+from bot.storage import Store
 from bot.storage.backup import BackupError, backup
 from bot.subscriptions import Subscriptions
 from bot.topics import parse
@@ -143,9 +143,7 @@ def _reader(store: Store, name: str | None, topic: str) -> _Reader:
         click.echo(f"console:{name} has no subscriptions: nothing learned applies.", err=True)
         return _Reader()
     muted = frozenset(store.subscribers.muted(subscriber.id))
-    key = topic_key(topic)
-    topics = store.subscribers.topics(subscriber.id)
-    followed = next((t for t in topics if topic_key(t.text) == key), None)
+    followed = Subscriptions(store).followed(subscriber.id, topic)
     if followed is None:
         click.echo(f"console:{name} does not follow `{topic}`: only their mutes apply.", err=True)
         return _Reader(muted=muted)
@@ -235,9 +233,9 @@ def feedback_command(
         followed = subs.find_topic(reader.id, topic)
         with store.transaction():
             for paper_id in good:
-                subs.record(followed, paper_id, True, user, now)
+                subs.record(followed, known[paper_id], True, user, now)
             for paper_id in bad:
-                subs.record(followed, paper_id, False, user, now)
+                subs.record(followed, known[paper_id], False, user, now)
             # Not relevant also mutes, as the button does.
             for paper_id in bad:
                 store.subscribers.mute(reader.id, paper_id, now)

@@ -35,7 +35,7 @@ from bot.models import (
     TopicSubscription,
 )
 from bot.search import like_paper, search
-from bot.storage import SignalCount, Store, topic_key
+from bot.storage import SignalCount, Store
 from bot.subscriptions import MAX_TOPICS, NotFound, Subscriptions
 from bot.topics import MAX_TOPIC_CHARS
 
@@ -456,13 +456,11 @@ class Handler:
 
     def _followed(self, caller: Caller, query: str) -> TopicSubscription | None:
         """The caller's (or, in a channel, the channel's) subscription to this very topic."""
-        key = topic_key(query)
         for channel in (False, True):
             subscriber = self._existing(caller, channel)
-            if subscriber is not None:
-                for topic in self.store.subscribers.topics(subscriber.id):
-                    if topic_key(topic.text) == key:
-                        return topic
+            topic = self.subs.followed(subscriber.id, query) if subscriber else None
+            if topic is not None:
+                return topic
         return None
 
     def more_like(self, caller: Caller, paper_id: str, now: datetime) -> Reply:
@@ -487,7 +485,7 @@ class Handler:
         if topic_id is not None:
             # Unsubscribed since it was shown: the paper is still muted.
             with contextlib.suppress(NotFound):
-                topic = self.subs.teach(caller, topic_id, paper.id, False, now)
+                topic = self.subs.teach(caller, topic_id, paper, False, now)
         subscriber = self._subscriber(caller, channel=False, now=now)
         self.store.subscribers.mute(subscriber.id, paper.id, now)
         text = f"Got it: I won't show you “{paper.title}” again."
@@ -503,7 +501,7 @@ class Handler:
                 "Marking a paper relevant teaches one of your topics: use the button under a "
                 "paper in your digest or in a look-up of a topic you follow."
             )
-        topic = self.subs.teach(caller, topic_id, paper.id, True, now)
+        topic = self.subs.teach(caller, topic_id, paper, True, now)
         return Reply(f"Thanks: `{topic.text}` will bring more papers like “{paper.title}”.")
 
     def _marked_paper(self, paper_id: str) -> Paper:

@@ -82,7 +82,6 @@ class TermSpace:
     ) -> None:
         self._doc_freq = doc_freq
         self.total = total
-        self._total = max(total, 1)
         self._common = common
         # By id and text: a paper whose text changes gets a new vector.
         self._vectors: OrderedDict[tuple[str, str, str], TermVector] = OrderedDict()
@@ -98,7 +97,8 @@ class TermSpace:
         freq = self._doc_freq(counts.keys())
         common = self._common
         weights = {
-            term: (1.0 + math.log(tf)) * math.log(1.0 + self._total / max(freq.get(term, 1), 1))
+            term: (1.0 + math.log(tf))
+            * math.log(1.0 + max(self.total, 1) / max(freq.get(term, 1), 1))
             for term, tf in counts.items()
             if common is None or freq.get(term, 0) < common
         }
@@ -108,12 +108,6 @@ class TermSpace:
         if len(self._vectors) > self.CACHE:
             self._vectors.popitem(last=False)
         return vector
-
-
-def cosine(a: TermVector, b: TermVector) -> float:
-    """Cosine similarity of two unit vectors."""
-    # The shared terms are few: finding them is one C-level set intersection.
-    return sum(a[term] * b[term] for term in a.keys() & b.keys())
 
 
 class Example(NamedTuple):

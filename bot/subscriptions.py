@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.digests.schedule import next_due
 from bot.errors import InvalidQuery, PaperbotError
-from bot.models import Caller, DigestSettings, Subscriber, TopicSubscription
+from bot.models import Caller, DigestSettings, Paper, Subscriber, TopicSubscription
 from bot.search import topic_matches
 from bot.storage import Signal, Store, topic_key
 from bot.topics import parse
@@ -78,10 +78,15 @@ class Subscriptions:
         self.rows.add_topic(subscriber_id, text, now)
         return True
 
+    def followed(self, subscriber_id: int, text: str) -> TopicSubscription | None:
+        """The subscriber's topic written as `text` (the same topic key), if they follow it."""
+        key = topic_key(text)
+        return next((t for t in self.rows.topics(subscriber_id) if topic_key(t.text) == key), None)
+
     def find_topic(self, subscriber_id: int, target: str) -> TopicSubscription:
         """A followed topic given by its text or its number in the list."""
-        current = self.rows.topics(subscriber_id)
         if target.strip().isascii() and target.strip().isdigit():
+            current = self.rows.topics(subscriber_id)
             number = int(target.strip())
             if not 1 <= number <= len(current):
                 raise NotFound(
@@ -89,7 +94,7 @@ class Subscriptions:
                     + (f"you have 1 to {len(current)}." if current else "you follow no topics.")
                 )
             return current[number - 1]
-        chosen = next((t for t in current if topic_key(t.text) == topic_key(target)), None)
+        chosen = self.followed(subscriber_id, target)
         if chosen is None:
             raise NotFound(f"You don't follow `{target}`. `/papers list` shows your topics.")
         return chosen
@@ -107,7 +112,7 @@ class Subscriptions:
         return chosen.text, self.signals.forget(chosen.id)
 
     def teach(
-        self, caller: Caller, topic_id: int, paper_id: str, relevant: bool, now: datetime
+        self, caller: Caller, topic_id: int, paper: Paper, relevant: bool, now: datetime
     ) -> TopicSubscription:
         """Record that a paper shown under a topic subscription is (not) relevant to it; the
         topic taught.
@@ -130,21 +135,18 @@ class Subscriptions:
                 "That paper was shown for someone else's subscription: only its reader "
                 "(or, for a channel's, the channel's members) can teach it."
             )
-        self.record(topic, paper_id, relevant, caller.user_id, now)
+        self.record(topic, paper, relevant, caller.user_id, now)
         return topic
 
     def record(
-        self, topic: TopicSubscription, paper_id: str, relevant: bool, by_user: str, now: datetime
+        self, topic: TopicSubscription, paper: Paper, relevant: bool, by_user: str, now: datetime
     ) -> None:
         """Save a signal on a topic, noting whether the topic matches the paper."""
-        paper = self.store.papers.get(paper_id)
-        if paper is None:
-            raise NotFound(f"I don't know the paper `{paper_id[:40]}`.")
         try:
             matched = topic_matches(self.store, topic.text, paper, self.semantic)
         except InvalidQuery:  # saved under older topic rules: it matches nothing now
             matched = False
-        self.signals.record(Signal(topic.id, paper_id, relevant, matched), by_user, now)
+        self.signals.record(Signal(topic.id, paper.id, relevant, matched), by_user, now)
 
     def update_settings(
         self, subscriber: Subscriber, settings: DigestSettings, now: datetime

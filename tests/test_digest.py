@@ -1117,8 +1117,9 @@ async def test_each_subscription_is_sent_what_its_reader_taught_it(env: Env) -> 
     def teach(store: Store) -> int:
         subs = Subscriptions(store)
         (topic,) = store.subscribers.topics(ann)
-        subs.record(topic, "fl-phone", True, "ann", env.clock())
-        subs.record(topic, "fl-hospital", False, "ann", env.clock())
+        marked = store.papers.get_many(["fl-phone", "fl-hospital"])
+        subs.record(topic, marked["fl-phone"], True, "ann", env.clock())
+        subs.record(topic, marked["fl-hospital"], False, "ann", env.clock())
         return topic.id
 
     ann_topic = await env.do(teach)

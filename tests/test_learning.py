@@ -99,10 +99,11 @@ def _teach(
     subs = Subscriptions(store)
     topic = store.subscribers.topic(topic_id)
     assert topic is not None
+    papers = store.papers.get_many([*good, *bad])
     for paper_id in good:
-        subs.record(topic, paper_id, True, "ann", NOW)
+        subs.record(topic, papers[paper_id], True, "ann", NOW)
     for paper_id in bad:
-        subs.record(topic, paper_id, False, "ann", NOW)
+        subs.record(topic, papers[paper_id], False, "ann", NOW)
 
 
 def _profile(store: Store, topic_id: int) -> Profile | None:

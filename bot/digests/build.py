@@ -237,12 +237,6 @@ class MatchCache:
             self._papers[key] = {r: found[r] for r in rowids if r in found}
         return self._papers[key]
 
-    def hits(
-        self, store: Store, topic: str, start: datetime, end: datetime, today: date
-    ) -> list[SearchHit]:
-        """The window's papers a subscription to `topic` matches, best first."""
-        return self._matched(store, topic, start, end, today)[0]
-
     def learned(
         self,
         store: Store,
@@ -252,7 +246,8 @@ class MatchCache:
         today: date,
         profile: Profile | None,
     ) -> Learned:
-        """`hits` for a subscription whose reader taught it `profile` (`bot.learning`)."""
+        """The window's papers a subscription to `topic` matches, best first, as its reader
+        taught it `profile` (`bot.learning`)."""
         hits, near = self._matched(store, topic, start, end, today)
         if profile is None or profile.empty:
             return Learned(hits, [])

@@ -87,8 +87,9 @@ def learning_curve(
         curve = {}
         for n in CURVE:
             store.signals.forget(topic.id)
+            marked = store.papers.get_many([paper_id for paper_id, _ in marks[:n]])
             for paper_id, relevant in marks[:n]:
-                subs.record(topic, paper_id, relevant, "reader", NOW)
+                subs.record(topic, marked[paper_id], relevant, "reader", NOW)
             profile = load_profiles(store, [topic.id]).get(topic.id)
             found = learned_matches(store, query, profile, semantic=semantic).hits
             curve[n] = digest_f1({h.paper.id for h in found} & later, grades, later)

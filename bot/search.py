@@ -272,8 +272,9 @@ def _fuse(
 ) -> list[SearchHit]:
     """Word hits and the papers closest in meaning in one ranking: the word score (the best
     scaled to 1) plus `SEMANTIC_WEIGHT` times the cosine similarity."""
-    near = dict(semantic.nearest(store.papers, topic, SEMANTIC_CANDIDATES))
-    similarity = semantic.similar(store.papers, topic, [r for r in papers if r not in near])
+    # One pass: the papers nearest in meaning and the word candidates are scored together.
+    nearest, similarity = semantic.around(store.papers, topic, SEMANTIC_CANDIDATES, papers)
+    near = dict(nearest)
     similarity.update(near)
     rowid_of = {paper.id: rowid for rowid, paper in papers.items()}
     top = max((h.score for h in hits), default=1.0) or 1.0

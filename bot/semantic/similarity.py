@@ -7,11 +7,17 @@ lives here too: both sides of a cosine are chosen together.
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from bot.semantic import ann
+from bot.semantic.ann import Ann
 from bot.semantic.model import Encoder
 from bot.semantic.vectors import VectorIndex, VectorStore, pack, top_k, unpack_rows
 from bot.topics import Group, Topic
@@ -19,6 +25,8 @@ from bot.topics import Group, Topic
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+log = logging.getLogger(__name__)
 
 
 def group_text(group: Group) -> str:
@@ -43,8 +51,11 @@ PASSAGE_SENTENCES = 2
 MIN_SENTENCE_CHARS = 20
 # `nearest` rescores this many times `k` papers picked by their whole text's vector alone.
 NEAREST_WIDEN = 4
-# Unpacked passages kept for re-use: a digest tick asks about one day's papers topic after topic.
-PASSAGE_CACHE = 4096
+# Papers' stored vectors kept for re-use: a digest tick asks about one day's papers topic after
+# topic.
+ROW_CACHE = 4096
+# How often a process looks for an index file newer than its own (another process's reindex).
+INDEX_LOOK_SECONDS = 10.0
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -61,29 +72,69 @@ def paper_texts(title: str, summary: str | None) -> tuple[str, list[str]]:
 class Semantic:
     """An encoder and one store's paper vectors: what look-ups and digests ask for similarity.
 
-    Lives on the store's thread with its `Store`; follows the vectors written through `save`
-    and reloads when another process has written to the database. Whole-text vectors are held
-    in memory; passage vectors are read from the store for the papers being scored.
+    Lives on the store's thread with its `Store`. Candidates come from the store's index file
+    (`bot.semantic.ann`, for large stores) and from the vectors written since it, held in
+    memory; every candidate is then scored exactly from its vectors in SQLite, so the index
+    decides what is looked at, never a score.
     """
 
-    def __init__(self, encoder: Encoder) -> None:
+    def __init__(self, encoder: Encoder, use_index: bool = True) -> None:
         self.encoder = encoder
-        self.index = VectorIndex(encoder.dim)
+        self.use_index = use_index  # False: scan every vector (benchmarks compare the two)
+        self.ann: Ann | None = None
+        # The vectors the index file lacks (all of them without one), for candidates.
+        self.recent = VectorIndex(encoder.dim)
+        self._seen = 0  # the store's vector seq that `recent` is complete up to
         self._version: int | None = None
+        self._looked = -math.inf  # when the index folder was last looked at (monotonic)
         self._queries: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
-        self._passages: OrderedDict[int, tuple[NDArray[np.int8], NDArray[np.float32]]] = (
-            OrderedDict()
-        )
+        self._rows: OrderedDict[int, tuple[bytes, bytes | None]] = OrderedDict()
 
-    def sync(self, store: VectorStore) -> VectorIndex:
-        """The index, first (re)loaded from the store when it is new or another process wrote."""
+    @property
+    def nbytes(self) -> int:
+        """Memory held for candidates: the index and the recent vectors."""
+        return self.recent.nbytes + (self.ann.nbytes if self.ann is not None else 0)
+
+    def sync(self, store: VectorStore) -> None:
+        """Follow the store: a newer index file (another process ran `paperbot reindex`) and
+        vectors written by other processes since the last look."""
         version = store.data_version()
+        now = time.monotonic()
+        if now - self._looked >= INDEX_LOOK_SECONDS:
+            self._looked = now
+            self._load_index(store)
         if version != self._version:
-            self.index = VectorIndex(self.encoder.dim)
-            self.index.add(list(store.vectors(self.encoder.name)))
-            self._passages.clear()
             self._version = version
-        return self.index
+            self._rows.clear()
+            seq = store.vector_seq(self.encoder.name)
+            if seq > self._seen:
+                self.recent.add(list(store.vectors(self.encoder.name, after=self._seen)))
+                self._seen = seq
+
+    def _load_index(self, store: VectorStore) -> None:
+        database = store.path()
+        if database is None or not self.use_index or not ann.available():
+            return
+        found = ann.newest(ann.directory(database), self.encoder.name)
+        if found is None or (self.ann is not None and found[1] == self.ann.seq):
+            return
+        path, seq = found
+        if seq > store.vector_seq(self.encoder.name):
+            # Written for another copy of the database (a restored backup): its rows are not
+            # these; scoring from SQLite keeps answers right, so only say how to mend it.
+            log.warning("vector index %s is ahead of the store: paperbot reindex --semantic", path)
+            return
+        self.ann = ann.Ann.load(path, seq)
+        self.recent = VectorIndex(self.encoder.dim)
+        self.recent.add(list(store.vectors(self.encoder.name, after=seq)))
+        self._seen = seq
+        self._version = store.data_version()
+        log.info(
+            "vector index: %d papers from %s, %d newer in memory",
+            len(self.ann),
+            path,
+            len(self.recent),
+        )
 
     def query_vectors(self, topic: Topic) -> NDArray[np.float32] | None:
         """One vector per group of the topic that has words; None for filter-only topics."""
@@ -105,60 +156,101 @@ class Semantic:
             rows.append(found)
         return np.stack(rows)
 
-    def _passages_of(
-        self, store: VectorStore, rowids: Sequence[int]
-    ) -> dict[int, tuple[NDArray[np.int8], NDArray[np.float32]]]:
-        found = {r: self._passages[r] for r in rowids if r in self._passages}
-        missing = [r for r in rowids if r not in found]
-        for rowid, blob in store.passages(self.encoder.name, missing) if missing else ():
-            found[rowid] = self._passages[rowid] = unpack_rows(blob, self.encoder.dim)
-        while len(self._passages) > PASSAGE_CACHE:
-            self._passages.popitem(last=False)
+    def _candidates(self, queries: NDArray[np.float32], k: int) -> list[int]:
+        """Rowids worth scoring exactly for the `k` nearest: what the index proposes and the `k`
+        nearest of the vectors it lacks."""
+        import numpy as np
+
+        found: set[int] = set()
+        if self.ann is not None:
+            found.update(self.ann.search(queries, max(ann.REFINE_MIN, ann.REFINE * k)).tolist())
+        if len(self.recent):
+            rowids, best = self.recent.scores(queries)
+            if len(best) > k:
+                rowids = rowids[np.argpartition(-best, k)[:k]]
+            found.update(rowids.tolist())
+        return sorted(found)
+
+    def _closest(
+        self, store: VectorStore, queries: NDArray[np.float32], rowids: list[int], k: int
+    ) -> list[int]:
+        """Of `rowids`, the `k` whose whole text is closest to a query, by their vectors in the
+        store (a row gone from it is left out)."""
+        import numpy as np
+
+        if not rowids:
+            return []
+        rows = list(store.vectors_of(self.encoder.name, rowids))
+        if not rows:
+            return []
+        ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+        ints, scales = unpack_rows(b"".join(blob for _, blob in rows), self.encoder.dim)
+        cosine = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+        return [r for r, _ in top_k(ids, cosine, k)]
+
+    def _rows_of(
+        self, store: VectorStore, rowids: Collection[int]
+    ) -> dict[int, tuple[bytes, bytes | None]]:
+        """The stored (vector, passages) of those papers that have them, recently used ones
+        kept (a digest tick asks about one day's papers topic after topic)."""
+        found = {}
+        missing = []
+        for rowid in rowids:
+            row = self._rows.get(rowid)
+            if row is None:
+                missing.append(rowid)
+            else:
+                found[rowid] = row
+                self._rows.move_to_end(rowid)
+        for rowid, vector, passages in (
+            store.vector_rows(self.encoder.name, missing) if missing else ()
+        ):
+            found[rowid] = self._rows[rowid] = (vector, passages)
+        while len(self._rows) > ROW_CACHE:
+            self._rows.popitem(last=False)
         return found
 
-    def _mixed(
-        self,
-        store: VectorStore,
-        queries: NDArray[np.float32],
-        rowids: NDArray[np.int64],
-        whole: Any,
-    ) -> NDArray[np.float32]:
-        """`PASSAGE_WEIGHT` of the closest passage's cosine plus the rest of the whole text's;
+    def _exact(
+        self, store: VectorStore, queries: NDArray[np.float32], rowids: Collection[int]
+    ) -> dict[int, float]:
+        """Similarity by rowid of those papers with vectors: `PASSAGE_WEIGHT` of the closest
+        passage's cosine plus the rest of the whole text's (both the best over the query rows);
         a paper without passages (no abstract) counts its whole text for both."""
         import numpy as np
 
-        order = rowids.tolist()
-        passages = self._passages_of(store, order)
-        best = np.array(whole, dtype=np.float32, copy=True)
-        chosen = [i for i, r in enumerate(order) if r in passages and len(passages[r][1])]
+        rows = self._rows_of(store, rowids)
+        if not rows:
+            return {}
+        order = list(rows)
+        dim = self.encoder.dim
+        ints, scales = unpack_rows(b"".join(rows[r][0] for r in order), dim)
+        whole = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+        best = whole.copy()
+        chosen = [i for i, r in enumerate(order) if rows[r][1]]
         if chosen:
-            rows = np.concatenate([passages[order[i]][0] for i in chosen]).astype(np.float32)
-            scales = np.concatenate([passages[order[i]][1] for i in chosen])
-            sims = (rows @ queries.T).max(axis=1) * scales
-            starts = np.cumsum([0] + [len(passages[order[i]][1]) for i in chosen[:-1]])
+            blobs = [rows[order[i]][1] or b"" for i in chosen]
+            ints, scales = unpack_rows(b"".join(blobs), dim)
+            sims = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+            counts = [len(b) // (4 + dim) for b in blobs]
+            starts = np.cumsum([0, *counts[:-1]])
             best[chosen] = np.maximum.reduceat(sims, starts)
-        mixed: NDArray[np.float32] = (1 - PASSAGE_WEIGHT) * whole + PASSAGE_WEIGHT * best
-        return mixed
+        mixed = (1 - PASSAGE_WEIGHT) * whole + PASSAGE_WEIGHT * best
+        return dict(zip(order, mixed.tolist(), strict=True))
 
-    def _scores(
-        self,
-        store: VectorStore,
-        topic: Topic,
-        pool: Collection[int] | None,
-        keep: int | None = None,
-    ) -> tuple[NDArray[np.int64], NDArray[np.float32]] | None:
-        """(rowids, similarity) over `pool` or every paper; with `keep`, only the `keep` papers
-        whose whole text is closest are rescored with their passages."""
-        import numpy as np
-
+    def around(
+        self, store: VectorStore, topic: Topic, k: int, pool: Collection[int] = ()
+    ) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """The `k` papers most similar to the topic, best first, and the similarity of every
+        paper in `pool`, in one pass: the candidates and the pool are scored together."""
         queries = self.query_vectors(topic)
         if queries is None:
-            return None
-        rowids, whole = self.sync(store).scores(queries, pool)
-        if keep is not None and len(whole) > keep:
-            top = np.argpartition(-whole, keep)[:keep]
-            rowids, whole = rowids[top], whole[top]
-        return rowids, self._mixed(store, queries, rowids, whole)
+            return [], {}
+        self.sync(store)
+        wide = NEAREST_WIDEN * k
+        near = self._closest(store, queries, self._candidates(queries, wide), wide) if k else []
+        scores = self._exact(store, queries, {*near, *pool})
+        ranked = sorted(((r, scores[r]) for r in near if r in scores), key=lambda p: -p[1])
+        return ranked[:k], {r: scores[r] for r in pool if r in scores}
 
     def similar(
         self,
@@ -169,27 +261,37 @@ class Semantic:
     ) -> dict[int, float]:
         """Similarity to the topic (its closest group) by rowid: the papers in `pool`, or without
         one the `keep` papers closest by their whole text."""
-        found = self._scores(store, topic, pool, None if pool is not None else keep)
-        if found is None:
+        if pool is not None:
+            return self.around(store, topic, 0, pool)[1]
+        queries = self.query_vectors(topic)
+        if queries is None:
             return {}
-        rowids, best = found
-        return dict(zip(rowids.tolist(), best.tolist(), strict=True))
+        self.sync(store)
+        closest = self._closest(store, queries, self._candidates(queries, keep), keep)
+        return self._exact(store, queries, closest)
 
     def nearest(self, store: VectorStore, topic: Topic, k: int) -> list[tuple[int, float]]:
         """The `k` most similar papers, best first: (rowid, similarity)."""
-        found = self._scores(store, topic, None, NEAREST_WIDEN * k)
-        return [] if found is None else top_k(*found, k)
+        return self.around(store, topic, k)[0]
 
     def like(self, store: VectorStore, rowid: int, k: int) -> list[tuple[int, float]]:
         """The `k` papers whose whole text is closest to that paper's, best first, itself left
         out: (rowid, cosine). Empty when the paper has no vector yet."""
-        index = self.sync(store)
-        query = index.vector(rowid)
-        if query is None:
+        import numpy as np
+
+        self.sync(store)
+        rows = list(store.vectors_of(self.encoder.name, [rowid]))
+        if not rows:
             return []
-        rowids, cosine = index.scores(query[None, :])
-        others = rowids != rowid
-        return top_k(rowids[others], cosine[others], k)
+        ints, scales = unpack_rows(rows[0][1], self.encoder.dim)
+        query = ints.astype(np.float32) * scales[:, None]
+        others = [r for r in self._candidates(query, k + 1) if r != rowid]
+        found = list(store.vectors_of(self.encoder.name, others))
+        if not found:
+            return []
+        ids = np.fromiter((r for r, _ in found), dtype=np.int64, count=len(found))
+        ints, scales = unpack_rows(b"".join(blob for _, blob in found), self.encoder.dim)
+        return top_k(ids, (ints.astype(np.float32) @ query[0]) * scales, k)
 
     def embed(
         self, papers: Sequence[tuple[int, str, str | None]]
@@ -210,11 +312,13 @@ class Semantic:
         return rows
 
     def save(self, store: VectorStore, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
-        """Store what `embed` computed and add it to the index."""
-        store.put_vectors(self.encoder.name, rows)
+        """Store what `embed` computed and add it to the vectors held for candidates."""
+        seq = store.put_vectors(self.encoder.name, rows)
         for rowid, _, _ in rows:
-            self._passages.pop(rowid, None)
-        self.sync(store).add([(rowid, vector) for rowid, vector, _ in rows])
+            self._rows.pop(rowid, None)
+        self.recent.add([(rowid, vector) for rowid, vector, _ in rows])
+        if seq == self._seen + 1:
+            self._seen = seq
 
 
 EMBED_BATCH = 64
@@ -231,3 +335,23 @@ def embed_missing(
         if progress is not None:
             progress(len(todo))
     return done
+
+
+def build_index(
+    store: VectorStore, model: str, dim: int, progress: Callable[[int], None] | None = None
+) -> Path | None:
+    """Write the index file of the store's vectors (`bot.semantic.ann`) when the store is
+    large enough to need one and the newest file does not already cover every vector; the
+    file, or None when none was needed."""
+    database = store.path()
+    count = store.count_vectors(model)
+    if database is None or count < ann.ANN_MIN or not ann.available():
+        return None
+    seq = store.vector_seq(model)
+    folder = ann.directory(database)
+    current = ann.newest(folder, model)
+    if current is not None and current[1] == seq:
+        return current[0]
+    path = folder / f"{model}.{seq}.faiss"
+    ann.build(lambda: store.vectors(model), count, dim, path, progress)
+    return path

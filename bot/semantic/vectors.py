@@ -7,6 +7,7 @@ memory (`VectorIndex`); scoring converts rows to float32 a block at a time.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -25,16 +26,34 @@ class VectorStore(Protocol):
         """A counter that changes when another connection has written."""
         ...
 
-    def vectors(self, model: str) -> Iterable[tuple[int, bytes]]:
-        """Every stored (rowid, packed vector) of `model`."""
+    def path(self) -> Path | None:
+        """The database file (its index files live beside it), or None in memory."""
         ...
 
-    def passages(self, model: str, rowids: Collection[int]) -> Iterable[tuple[int, bytes]]:
-        """(rowid, packed passage vectors end to end) of those papers that have them."""
+    def count_vectors(self, model: str) -> int:
+        """How many papers have a vector from `model`."""
         ...
 
-    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
-        """Store (rowid, paper vector, its passages' vectors) rows, replacing older ones."""
+    def vector_seq(self, model: str) -> int:
+        """The `seq` of the latest write of `model`'s vectors."""
+        ...
+
+    def vectors(self, model: str, after: int = 0) -> Iterable[tuple[int, bytes]]:
+        """Every stored (rowid, packed vector) of `model`, or those written after `after`."""
+        ...
+
+    def vectors_of(self, model: str, rowids: Collection[int]) -> Iterable[tuple[int, bytes]]:
+        """The stored (rowid, packed vector) of those papers that have one."""
+        ...
+
+    def vector_rows(
+        self, model: str, rowids: Collection[int]
+    ) -> Iterable[tuple[int, bytes, bytes | None]]:
+        """(rowid, packed vector, packed passage vectors end to end) of those that have one."""
+        ...
+
+    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> int:
+        """Store (rowid, paper vector, its passages' vectors) rows; the write's seq."""
         ...
 
     def without_vectors(self, model: str, limit: int) -> list[tuple[int, str, str | None]]:

@@ -116,6 +116,7 @@ class Summary:
     pending_migrations: list[str]
     papers: int
     ingests: dict[str, IngestStatus]
+    vectors: dict[str, tuple[int, int]]  # by model: papers with a vector, the latest write's seq
 
 
 def summarize(path: Path) -> Summary:
@@ -124,11 +125,13 @@ def summarize(path: Path) -> Summary:
     try:
         db = Database(conn)
         tables = set(db.table_names())
+        columns = db["paper_vectors"].columns_dict if "paper_vectors" in tables else {}
         store = Store(db)
         return Summary(
             store.pending_migrations(),
             store.papers.count() if "papers" in tables else 0,
             store.sources.ingest_status() if "ingest_status" in tables else {},
+            store.papers.vector_summary() if "seq" in columns else {},
         )
     except sqlite3.DatabaseError as exc:
         raise NotADatabase(str(exc)) from exc

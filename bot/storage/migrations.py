@@ -224,3 +224,12 @@ def m012_signals(db: Database) -> None:
         " by_user TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (topic_id, paper_id))"
         " WITHOUT ROWID"
     )
+
+
+@migrations()
+def m013_vector_seq(db: Database) -> None:
+    """A write counter on paper vectors (`bot.semantic.ann`): the on-disk index says up to which
+    `seq` it holds, and a process adds the rows written after that from this table. Rows from
+    before get 0, so an index built later covers them."""
+    db.table("paper_vectors").add_column("seq", int, not_null_default=0)
+    db.execute("CREATE INDEX paper_vectors_seq ON paper_vectors (model, seq)")

@@ -10,6 +10,7 @@ import json
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
@@ -337,34 +338,72 @@ class Papers:
         )
         return int(self._conn.execute(sql, [model]).fetchone()[0])
 
-    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
-        """Store (rowid, paper vector, its passages' vectors) rows, replacing older ones."""
+    def put_vectors(self, model: str, rows: Sequence[tuple[int, bytes, bytes]]) -> int:
+        """Store (rowid, paper vector, its passages' vectors) rows, replacing older ones; the
+        write's `seq` (every row of one call shares it, later calls get higher ones)."""
         with self._conn:
+            seq = self.vector_seq(model) + 1
             self._conn.executemany(
-                "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec, passages) "
-                "VALUES (?, ?, ?, ?)",
-                [(rowid, model, vec, passages) for rowid, vec, passages in rows],
+                "INSERT OR REPLACE INTO paper_vectors (paper_rowid, model, vec, passages, seq) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(rowid, model, vec, passages, seq) for rowid, vec, passages in rows],
             )
+        return seq
 
     def clear_vectors(self) -> None:
         """Forget every stored vector (`paperbot reindex --semantic --force`)."""
         with self._conn:
             self._conn.execute("DELETE FROM paper_vectors")
 
-    def vectors(self, model: str) -> Iterator[tuple[int, bytes]]:
-        """Every stored (rowid, vector bytes) of `model`, by rowid."""
-        sql = "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? ORDER BY paper_rowid"
-        for rowid, blob in self._conn.execute(sql, [model]):
+    def vector_summary(self) -> dict[str, tuple[int, int]]:
+        """By model: how many papers have its vector, and the latest write's `seq`."""
+        sql = "SELECT model, count(*), max(seq) FROM paper_vectors GROUP BY model"
+        return {str(m): (int(n), int(seq or 0)) for m, n, seq in self._conn.execute(sql)}
+
+    def vector_seq(self, model: str) -> int:
+        """The `seq` of the latest write of `model`'s vectors (0 when there is none)."""
+        sql = "SELECT max(seq) FROM paper_vectors WHERE model = ?"
+        return int(self._conn.execute(sql, [model]).fetchone()[0] or 0)
+
+    def count_vectors(self, model: str) -> int:
+        """How many papers have a vector from `model`."""
+        sql = "SELECT count(*) FROM paper_vectors WHERE model = ?"
+        return int(self._conn.execute(sql, [model]).fetchone()[0])
+
+    def vectors(self, model: str, after: int = 0) -> Iterator[tuple[int, bytes]]:
+        """Every stored (rowid, vector bytes) of `model`, or those written after the `seq`
+        `after`, by rowid."""
+        sql = (
+            "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? AND seq > ? "
+            "ORDER BY paper_rowid"
+        )
+        for rowid, blob in self._conn.execute(sql, [model, after]):
             yield int(rowid), bytes(blob)
 
-    def passages(self, model: str, rowids: Collection[int]) -> Iterator[tuple[int, bytes]]:
-        """The stored passage vectors (packed, end to end) of those papers that have them."""
+    def vectors_of(self, model: str, rowids: Collection[int]) -> Iterator[tuple[int, bytes]]:
+        """The stored (rowid, vector bytes) of those papers that have one."""
         sql = (
-            "SELECT paper_rowid, passages FROM paper_vectors WHERE model = ? AND paper_rowid IN "
-            "(SELECT value FROM json_each(?)) AND passages IS NOT NULL"
+            "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? AND paper_rowid IN "
+            "(SELECT value FROM json_each(?))"
         )
         for rowid, blob in self._conn.execute(sql, [model, json.dumps(list(rowids))]):
             yield int(rowid), bytes(blob)
+
+    def vector_rows(
+        self, model: str, rowids: Collection[int]
+    ) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """(rowid, vector, passage vectors end to end or None) of those papers with a vector."""
+        sql = (
+            "SELECT paper_rowid, vec, passages FROM paper_vectors WHERE model = ? AND "
+            "paper_rowid IN (SELECT value FROM json_each(?))"
+        )
+        for rowid, vec, passages in self._conn.execute(sql, [model, json.dumps(list(rowids))]):
+            yield int(rowid), bytes(vec), None if passages is None else bytes(passages)
+
+    def path(self) -> Path | None:
+        """The database file, or None for an in-memory database."""
+        file = str(self._conn.execute("PRAGMA database_list").fetchone()[2])
+        return Path(file) if file else None
 
     def data_version(self) -> int:
         """SQLite's counter of commits by other connections (another process's writes)."""

@@ -26,7 +26,7 @@ from bot.importer import ImportReport, import_records, read_file
 from bot.learning import Profile, load_profiles
 from bot.models import SearchHit
 from bot.search import matches, search
-from bot.semantic import Semantic, embed_missing, load_encoder
+from bot.semantic import Semantic, build_index, embed_missing, load_encoder
 from bot.storage import Store
 from bot.storage.backup import BackupError, backup
 from bot.subscriptions import Subscriptions
@@ -304,9 +304,26 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
         if force:
             store.papers.clear_vectors()
         todo = store.papers.count_without_vectors(meaning.encoder.name)
-        with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
-            done = embed_missing(store.papers, meaning, progress=bar.update)
-    click.echo(f"Embedded {done} papers.")
+        done = 0
+
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+            bar.update(n)
+
+        try:
+            with click.progressbar(length=todo, label="Embedding papers", file=sys.stderr) as bar:
+                embed_missing(store.papers, meaning, progress=count)
+        except KeyboardInterrupt:
+            # Every batch is committed as it is done: a second run carries on from here.
+            click.echo(f"\nStopped after {done} papers; run it again to carry on.", err=True)
+            sys.exit(130)
+        click.echo(f"Embedded {done} papers.")
+        total = store.papers.count_vectors(meaning.encoder.name)
+        with click.progressbar(length=total, label="Indexing vectors", file=sys.stderr) as bar:
+            path = build_index(store.papers, meaning.encoder.name, meaning.encoder.dim, bar.update)
+        if path is not None:
+            click.echo(f"Index of {total} papers' vectors: {path}")
 
 
 @click.command("backup")

@@ -146,7 +146,10 @@ def test_papers_embedded_before_passages_were_stored_count_as_missing(tmp_path: 
         )
     assert store.papers.count_without_vectors("m") == 1
     assert [r for r, _, _ in store.papers.without_vectors("m", 10)] == [rowids[1]]
-    assert dict(store.papers.passages("m", rowids)) == {rowids[0]: b""}
+    assert sorted(store.papers.vector_rows("m", rowids)) == [
+        (rowids[0], b"v", b""),
+        (rowids[1], b"v", None),
+    ]
     store.close()
 
 
@@ -332,6 +335,56 @@ def test_reindex_command_embeds_a_store_and_search_json_shows_similarity(tmp_pat
         env={"PAPERBOT_SEMANTIC": "off"},
     )
     assert json.loads(off.output) == []
+
+
+@needs_model
+def test_reindex_stopped_midway_carries_on_then_indexes_a_large_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from bot.semantic import ann
+    from bot.semantic import similarity as similarity_module
+
+    db = tmp_path / "cli.db"
+    store = Store.open(db)
+    for i, (paper_id, title, summary) in enumerate((SPOKEN, VOICE, PROTEIN) * 2):
+        add_paper(store, f"{paper_id}{i}", title, NOW - timedelta(hours=i), summary=summary)
+    # Vectors of no paper stand in for a large store's, so that it gets an index.
+    monkeypatch.setattr(ann, "ANN_MIN", 1000)
+    rng = np.random.default_rng(3)
+    decoys = rng.standard_normal((1200, 384)).astype(np.float32)
+    decoys /= np.linalg.norm(decoys, axis=1, keepdims=True)
+    store.papers.put_vectors(
+        "all-MiniLM-L6-v2", [(10_000 + i, semantic.pack(v), b"") for i, v in enumerate(decoys)]
+    )
+    store.close()
+    monkeypatch.setattr(similarity_module, "EMBED_BATCH", 2)
+    calls = 0
+    embed = Semantic.embed
+
+    def interrupted(self: Semantic, papers: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second batch
+        return embed(self, papers)
+
+    monkeypatch.setattr(Semantic, "embed", interrupted)
+    runner = CliRunner()
+    stopped = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
+    assert stopped.exit_code == 130, stopped.output
+    assert "Stopped after 2 papers; run it again to carry on." in stopped.output
+    assert "Traceback" not in stopped.output
+    assert not ann.directory(db).exists()
+    resumed = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "Embedded 4 papers." in resumed.output and "Indexing vectors" in resumed.output
+    assert "Index of 1206 papers' vectors" in resumed.output
+    assert [p.name for p in ann.directory(db).iterdir()] == ["all-MiniLM-L6-v2.4.faiss"]
+    found = runner.invoke(cli, ["--db", str(db), "search", "--json", "speech", "recognition"])
+    rows: list[dict[str, Any]] = json.loads(found.stdout)
+    assert rows and rows[0]["matched"][0]["similarity"] >= RELATED_MIN_SIMILARITY
 
 
 # -- without the extra ----------------------------------------------------------------------

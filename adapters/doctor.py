@@ -22,6 +22,7 @@ from adapters.discord_app import client_id_from_token
 from adapters.ops_http import healthz_url
 from bot import semantic
 from bot.config import Settings
+from bot.semantic import ann
 from bot.storage import NotADatabase, summarize, utc_iso
 
 REACH_TIMEOUT_SECONDS = 3.0
@@ -221,7 +222,30 @@ def check_semantic(settings: Settings) -> list[Finding]:
     why = semantic.missing()
     if why is not None:
         return [Finding("--", "semantic", f"words only; {why}")]
-    return [Finding("ok", "semantic", f"matching by meaning too ({semantic.MODEL_NAME}, offline)")]
+    found = [Finding("ok", "semantic", f"matching by meaning too ({semantic.MODEL_NAME}, offline)")]
+    return found + check_vector_index(Path(settings.db_path))
+
+
+def check_vector_index(path: Path) -> list[Finding]:
+    """How the papers' vectors are searched: exactly, or through the index (`bot.semantic.ann`)."""
+    try:
+        summary = summarize(path) if path.exists() else None
+    except NotADatabase:
+        return []
+    count, seq = summary.vectors.get(semantic.MODEL_NAME, (0, 0)) if summary else (0, 0)
+    reindex = "`paperbot reindex --semantic`"
+    if count == 0:
+        why = f"no paper embedded yet: the bot embeds new ones, {reindex} a whole store"
+        return [Finding("--", "vectors", why)]
+    if count < ann.ANN_MIN:
+        why = f"{count:,} papers embedded, searched exactly (an index pays from {ann.ANN_MIN:,})"
+        return [Finding("ok", "vectors", why)]
+    newest = ann.newest(ann.directory(path), semantic.MODEL_NAME)
+    if newest is None or not ann.available():
+        why = f"{count:,} papers embedded and no vector index: {reindex} builds it"
+        return [Finding("warn", "vectors", why)]
+    behind = "" if newest[1] >= seq else f"; newer vectors are searched exactly until {reindex}"
+    return [Finding("ok", "vectors", f"{count:,} papers embedded; index {newest[0].name}{behind}")]
 
 
 def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -> list[Finding]:

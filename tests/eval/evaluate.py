@@ -1,8 +1,11 @@
 """Measure look-up and digest-match quality on the judged query sets.
 
-    python tests/eval/evaluate.py [devset|holdout|both] [--semantic] [--verbose]
+    python tests/eval/evaluate.py [devset|holdout|both] [--semantic] [--decoys N] [--verbose]
 
 `--semantic` turns on the semantic extra (it must be installed) and embeds the sample corpus.
+`--decoys N` (with the extra and faiss) adds N vectors of no paper near the sample's and reports
+the figures twice: searched exactly, then through the vector index (`bot.semantic.ann`), to
+show what the approximate index costs.
 
 nDCG@10 uses graded gains (2^grade - 1) against the ideal ordering of every graded paper.
 Match F1 compares `matches()` with the papers graded 2 ("wanted in a digest"); papers graded 1
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,8 +91,8 @@ def evaluate(
     ]
 
 
-def seeded_store() -> Store:
-    store = Store.open(":memory:")
+def seeded_store(path: str = ":memory:") -> Store:
+    store = Store.open(path)
     import_files(store, [SEED], datetime(2026, 11, 20, tzinfo=UTC))
     return store
 
@@ -101,6 +105,40 @@ def embedded(store: Store) -> Semantic:
     semantic = Semantic(encoder)
     embed_missing(store.papers, semantic)
     return semantic
+
+
+def crowded(store: Store, semantic: Semantic, count: int, indexed: bool) -> Semantic:
+    """The store's vectors among `count` decoys (vectors of no paper, each a blend of two
+    sample papers' plus noise, so they crowd the real papers' neighbourhoods), searched
+    exactly or, with `indexed`, through the vector index; a fresh `Semantic` to ask."""
+    import numpy as np
+
+    from bot.semantic import ann, build_index, pack
+    from bot.semantic.vectors import unpack_rows
+
+    model = semantic.encoder.name
+    if store.papers.count_vectors(model) < count:
+        ints, scales = unpack_rows(b"".join(v for _, v in store.papers.vectors(model)), 384)
+        base = ints.astype(np.float32) * scales[:, None]
+        rng = np.random.default_rng(11)
+        first = 1_000_000
+        for start in range(0, count, 20_000):
+            n = min(20_000, count - start)
+            i, j = rng.integers(0, len(base), n), rng.integers(0, len(base), n)
+            a = rng.uniform(0.3, 1.0, n).astype(np.float32)[:, None]
+            mix = a * base[i] + (1 - a) * base[j]
+            mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+            mix += rng.standard_normal(mix.shape).astype(np.float32) * 0.045
+            mix /= np.linalg.norm(mix, axis=1, keepdims=True)
+            rows = [(first + start + k, pack(v), b"") for k, v in enumerate(mix)]
+            store.papers.put_vectors(model, rows)
+    if indexed:
+        build_index(store.papers, model, semantic.encoder.dim)
+    else:
+        folder = ann.directory(store.papers.path() or Path())
+        for old in folder.glob("*.faiss") if folder.exists() else ():
+            old.unlink()
+    return Semantic(semantic.encoder)
 
 
 def summary(results: list[QueryResult]) -> dict[str, float]:
@@ -118,8 +156,20 @@ def summary(results: list[QueryResult]) -> dict[str, float]:
 def main(argv: list[str]) -> None:
     which = argv[0] if argv and not argv[0].startswith("-") else "both"
     verbose = "--verbose" in argv
-    store = seeded_store()
-    semantic = embedded(store) if "--semantic" in argv else None
+    decoys = int(argv[argv.index("--decoys") + 1]) if "--decoys" in argv else 0
+    with tempfile.TemporaryDirectory() as tmp:
+        store = seeded_store(f"{tmp}/eval.db" if decoys else ":memory:")
+        semantic = embedded(store) if "--semantic" in argv or decoys else None
+        if semantic is None or not decoys:
+            report(store, which, verbose, semantic)
+            return
+        for indexed in (False, True):
+            print(f"-- {decoys:,} decoy vectors, {'the vector index' if indexed else 'exact scan'}")
+            report(store, which, verbose, crowded(store, semantic, decoys, indexed))
+
+
+def report(store: Store, which: str, verbose: bool, semantic: Semantic | None) -> None:
+    """Print the figures of the judged sets."""
     titles = {
         p.id: p.title
         for p in store.papers.get_many(

@@ -89,7 +89,7 @@ def test_the_index_finds_what_the_exact_scan_finds(store: Store, centres: Any) -
     assert exact.ann is None and len(exact.recent) == CLUSTERS * PER_CLUSTER
 
     path = build_index(store.papers, MODEL, DIM)
-    assert path is not None and path.name == f"{MODEL}.1.faiss"
+    assert path is not None and path.name == f"{MODEL}.1"
     indexed = _meaning(centres)
     for n, nearest in expected.items():
         assert indexed.nearest(store.papers, parse(f"cluster {n}"), 20) == nearest
@@ -131,11 +131,12 @@ def test_a_vector_gone_or_changed_in_sqlite_is_scored_as_sqlite_says(
     meaning = _meaning(centres)
     topic = parse("cluster 4")
     first, second = (r for r, _ in meaning.nearest(store.papers, topic, 2))
-    # Another process drops one paper's vector (its text changed: a trigger does this) and
-    # re-embeds another as something else; the index file still has both as they were.
+    # One paper's vector is dropped (its text changed: a trigger does this, in this process
+    # or another) and another is re-embedded as something else; the index's copies of both
+    # are as they were.
+    with store.conn:
+        store.conn.execute("DELETE FROM paper_vectors WHERE paper_rowid = ?", [first])
     other = Store.open(store.papers.path() or "")
-    with other.conn:
-        other.conn.execute("DELETE FROM paper_vectors WHERE paper_rowid = ?", [first])
     other.papers.put_vectors(MODEL, [(second, pack(centres[9]), b"")])
     other.close()
     now = [r for r, _ in meaning.nearest(store.papers, topic, 10)]
@@ -155,22 +156,27 @@ def test_a_newer_index_from_another_process_is_taken_up(
     monkeypatch.setattr(similarity_module, "INDEX_LOOK_SECONDS", 0.0)
     meaning.nearest(store.papers, parse("cluster 1"), 3)
     assert meaning.ann.seq == 2 and len(meaning.ann) == CLUSTERS * PER_CLUSTER + 30
-    # The older file is gone; an up-to-date index is not written again.
+    # The older index is gone; an up-to-date one is not written again.
     folder = ann.directory(store.papers.path() or Path())
-    assert sorted(p.name for p in folder.iterdir()) == [f"{MODEL}.2.faiss"]
-    assert build_index(store.papers, MODEL, DIM) == folder / f"{MODEL}.2.faiss"
+    assert sorted(p.name for p in folder.iterdir()) == [f"{MODEL}.2"]
+    assert build_index(store.papers, MODEL, DIM) == folder / f"{MODEL}.2"
+    # A dropped vector is news too: the next index is built without it.
+    with store.conn:
+        store.conn.execute("DELETE FROM paper_vectors WHERE paper_rowid = 1")
+    rebuilt = build_index(store.papers, MODEL, DIM)
+    assert rebuilt == folder / f"{MODEL}.2" and ann.Ann.load(rebuilt).records([1]) == {}
 
 
 def test_a_build_cut_short_or_an_index_of_another_database_is_not_used(
     store: Store, centres: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     folder = ann.directory(store.papers.path() or Path())
-    folder.mkdir()
-    # A crash while writing leaves only the partial file; a restored backup older than the
-    # index leaves a file covering writes the store never had.
-    (folder / f"{MODEL}.1.faiss.partial").write_bytes(b"half an index")
+    # A crash while writing leaves only the partial folder; a restored backup older than the
+    # index leaves one covering writes the store never had.
+    (folder / f"{MODEL}.3.partial").mkdir(parents=True)
+    (folder / f"{MODEL}.3.partial" / "index.faiss").write_bytes(b"half an index")
     build_index(store.papers, MODEL, DIM)
-    (folder / f"{MODEL}.1.faiss").rename(folder / f"{MODEL}.9.faiss")
+    (folder / f"{MODEL}.1").rename(folder / f"{MODEL}.9")
     meaning = _meaning(centres)
     with caplog.at_level(logging.WARNING):
         nearest = meaning.nearest(store.papers, parse("cluster 2"), 3)
@@ -196,6 +202,6 @@ def test_doctor_says_how_the_vectors_are_searched(
     assert missing.level == "warn" and "no vector index" in missing.text
     build_index(store.papers, model, DIM)
     (built,) = check_vector_index(db)
-    assert built.level == "ok" and built.text.endswith(f"index {model}.2.faiss")
+    assert built.level == "ok" and built.text.endswith(f"index {model}.2")
     store.papers.put_vectors(model, _rows(centres, 2000, 5, seed=7))
     assert "newer vectors are searched exactly" in check_vector_index(db)[0].text

@@ -381,7 +381,7 @@ def test_reindex_stopped_midway_carries_on_then_indexes_a_large_store(
     assert resumed.exit_code == 0, resumed.output
     assert "Embedded 4 papers." in resumed.output and "Indexing vectors" in resumed.output
     assert "Index of 1206 papers' vectors" in resumed.output
-    assert [p.name for p in ann.directory(db).iterdir()] == ["all-MiniLM-L6-v2.4.faiss"]
+    assert [p.name for p in ann.directory(db).iterdir()] == ["all-MiniLM-L6-v2.4"]
     found = runner.invoke(cli, ["--db", str(db), "search", "--json", "speech", "recognition"])
     rows: list[dict[str, Any]] = json.loads(found.stdout)
     assert rows and rows[0]["matched"][0]["similarity"] >= RELATED_MIN_SIMILARITY

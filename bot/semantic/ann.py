@@ -1,22 +1,33 @@
-"""The approximate index: faiss IVF-PQ over a store's whole-text vectors, in a file beside it.
+"""The index of a large store's vectors: faiss IVF-PQ and a copy of the vectors, beside the store.
 
-SQLite stays the source of truth. `build` reads every vector from the store and writes an index
-file named after the store's vector `seq` it covers; a process loads the newest file and finds
-the vectors written since in the store (`Semantic.sync`). The index only proposes candidates:
-every candidate is scored again from its vector in SQLite, so a paper whose vector changed or
-went since the file was written is scored as the store says, or not at all.
+SQLite stays the source of truth. `build` reads every vector from the store into a folder
+named after the store's vector `seq` it covers (`<database>.ann/<model>.<seq>/`), written under
+another name and renamed when complete, so a crash leaves the old folder or the new one. A
+process loads the newest folder and takes what was written or dropped since from the store
+(`Semantic.sync`).
 
-IVF-PQ keeps 48 bytes a paper in memory (56 MB at 1M papers against 388 MB of int8 vectors) and
-was chosen over HNSW (usearch, hnswlib, faiss) and sqlite-vec by measurement: docs/semantic.md.
+- `index.faiss`: IVF-PQ, 48 bytes a paper in memory (56 MB at 1M papers, against 388 MB for
+  the int8 vectors), which proposes candidates;
+- `vectors.bin`: each paper's packed vector and passage vectors, end to end by rowid, read
+  (`pread`) for the candidates only: the operating system's page cache keeps them, not this
+  process;
+- `rowids.npy`, `starts.npy`: where each paper's record starts; `meta.json`: the `seq` and the
+  last vector drop the folder covers.
+
+IVF-PQ was chosen over HNSW (usearch, hnswlib, faiss) and sqlite-vec by measurement:
+docs/semantic.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import math
 import os
 import re
-from collections.abc import Callable, Iterable
+import shutil
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,15 +45,17 @@ logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 ANN_MIN = 20_000
 # Product quantisation: 48 codes of 8 bits, one per 8 of the 384 dimensions.
 PQ_CODES = 48
-# Lists probed per look-up, as a share of all lists (recall against the exact scan, measured on
-# clustered vectors at 100k and 1M papers: docs/semantic.md).
+# Lists probed per look-up: a quarter of them, at most PROBE_MAX (recall against the exact scan,
+# measured on clustered vectors at 100k and 1M papers: docs/semantic.md; at 1M, probing 256 or
+# 1,024 of 4,096 lists found the same share, in half the time).
 PROBE_SHARE = 0.25
+PROBE_MAX = 256
 # Candidates the index proposes for each one asked for (at least REFINE_MIN): their exact
-# cosines, from SQLite, decide.
+# cosines decide.
 REFINE = 5
 REFINE_MIN = 1000
 _ADD_BATCH = 20_000
-_NAME = re.compile(r"^(?P<model>.+)\.(?P<seq>\d+)\.faiss$")
+_NAME = re.compile(r"^(?P<model>.+)\.(?P<seq>\d+)$")
 
 
 def available() -> bool:
@@ -58,12 +71,12 @@ def lists_for(count: int) -> int:
 
 
 def directory(database: Path) -> Path:
-    """Where a database's index files live: `<database>.ann/` beside it."""
+    """Where a database's indexes live: `<database>.ann/` beside it."""
     return database.with_name(database.name + ".ann")
 
 
 def newest(folder: Path, model: str) -> tuple[Path, int] | None:
-    """The index file of `model` covering the highest `seq` in `folder`, with that seq."""
+    """The complete index of `model` covering the highest `seq` in `folder`, with that seq."""
     best: tuple[Path, int] | None = None
     try:
         entries = list(os.scandir(folder))
@@ -71,35 +84,68 @@ def newest(folder: Path, model: str) -> tuple[Path, int] | None:
         return None
     for entry in entries:
         found = _NAME.match(entry.name)
-        if found and found["model"] == model and (best is None or int(found["seq"]) > best[1]):
+        newer = found and (best is None or int(found["seq"]) > best[1])
+        if found and newer and found["model"] == model and entry.is_dir():
             best = (Path(entry.path), int(found["seq"]))
     return best
 
 
 class Ann:
-    """A loaded IVF-PQ index: proposes the rowids nearest a few query vectors."""
+    """A loaded index: proposes the rowids nearest some query vectors and reads the copies of
+    the vectors it was built from."""
 
-    def __init__(self, index: Any, seq: int) -> None:
+    def __init__(self, path: Path, index: Any, rowids: Any, starts: Any, meta: dict[str, int]):
+        self.path = path
+        self.seq = meta["seq"]  # the store's vectors written up to this seq are in it
+        self.drop = meta["drop"]  # and the drops up to this one are reflected
         self._index = index
-        self.seq = seq  # the store's vectors written up to this seq are in it
-        index.nprobe = max(1, round(index.nlist * PROBE_SHARE))
+        index.nprobe = min(PROBE_MAX, max(1, round(index.nlist * PROBE_SHARE)))
+        self._rowids = rowids
+        self._starts = starts
+        # Read with pread, not mapped: mapped pages count in this process's memory (the kernel
+        # maps 16 around each one touched: 56 MB for one look-up's 1,000 vectors at 100k), and
+        # letting go of them after each read made the next read fault them in again, 5x slower.
+        self._file = os.open(path / "vectors.bin", os.O_RDONLY)
+
+    def __del__(self) -> None:
+        self.close()
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    def close(self) -> None:
+        """Let go of the vectors' copy (a newer index replaces this one)."""
+        with contextlib.suppress(OSError):
+            os.close(self._file)
+
     @property
     def nbytes(self) -> int:
-        """Memory held: a code and an id per paper, and the lists' centroids."""
+        """Memory held: a code and an id per paper, the lists' centroids, the record offsets."""
         index = self._index
-        return int(index.ntotal * (PQ_CODES + 8) + index.nlist * index.d * 4)
+        codes = index.ntotal * (PQ_CODES + 8) + index.nlist * index.d * 4
+        return int(codes + self._rowids.nbytes + self._starts.nbytes)
+
+    @staticmethod
+    def meta(path: Path) -> dict[str, int]:
+        """What an index folder covers: the store's vector `seq` and last `drop` id."""
+        found: dict[str, int] = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        return found
 
     @classmethod
-    def load(cls, path: Path, seq: int) -> Ann:
-        """Read an index file (written by `build`)."""
+    def load(cls, path: Path) -> Ann:
+        """Read an index folder written by `build`."""
         import faiss
+        import numpy as np
 
         faiss.omp_set_num_threads(1)
-        return cls(faiss.read_index(str(path)), seq)
+        meta = cls.meta(path)
+        return cls(
+            path,
+            faiss.read_index(str(path / "index.faiss")),
+            np.load(path / "rowids.npy"),
+            np.load(path / "starts.npy"),
+            meta,
+        )
 
     def search(self, queries: NDArray[np.float32], k: int) -> NDArray[np.int64]:
         """Up to `k` rowids per query row, nearest first by the index's estimate, merged."""
@@ -109,68 +155,120 @@ class Ann:
         found: NDArray[np.int64] = np.unique(labels[labels >= 0])
         return found
 
+    def whole(
+        self, rowids: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.float32]]:
+        """The copies of these papers' whole-text vectors, of those in the index: (rowids,
+        int8 rows, their scales)."""
+        import numpy as np
 
-def _floats(rows: list[tuple[int, bytes]], dim: int) -> tuple[Any, Any]:
+        at = np.searchsorted(self._rowids, rowids)
+        at[at >= len(self._rowids)] = 0
+        found = self._rowids[at] == rowids
+        width = self._index.d + 4
+        read = b"".join([os.pread(self._file, width, s) for s in self._starts[at[found]].tolist()])
+        rows = np.frombuffer(read, dtype=np.uint8).reshape(-1, width)
+        scales = rows[:, :4].copy().view(np.float32).reshape(-1)
+        return rowids[found], rows[:, 4:].view(np.int8), scales
+
+    def records(self, rowids: Iterable[int]) -> dict[int, bytes]:
+        """The copies of these papers' packed vector and passage vectors after it, of those in
+        the index."""
+        import numpy as np
+
+        wanted = np.fromiter(rowids, dtype=np.int64)
+        at = np.searchsorted(self._rowids, wanted)
+        at[at >= len(self._rowids)] = 0
+        found = self._rowids[at] == wanted
+        wanted, at = wanted[found], at[found]
+        starts, ends = self._starts[at].tolist(), self._starts[at + 1].tolist()
+        return {
+            rowid: os.pread(self._file, end - start, start)
+            for rowid, start, end in zip(wanted.tolist(), starts, ends, strict=True)
+        }
+
+
+def _floats(rows: Sequence[tuple[int, bytes]], dim: int) -> Any:
     import numpy as np
 
-    ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
     ints, scales = unpack_rows(b"".join(blob for _, blob in rows), dim)
-    return ids, ints.astype(np.float32) * scales[:, None]
+    return ints.astype(np.float32) * scales[:, None]
+
+
+def build(
+    whole: Callable[[], Iterable[tuple[int, bytes]]],
+    rows: Callable[[], Iterable[tuple[int, bytes, bytes | None]]],
+    count: int,
+    dim: int,
+    path: Path,
+    meta: dict[str, int],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write the index folder `path` of the `count` vectors: a sample of `whole()` (rowid,
+    vector) trains the quantisers, then every one of `rows()` (rowid, vector, passages) by
+    rowid is added and copied. Atomic: a crash leaves the old folder or the new one."""
+    import faiss
+    import numpy as np
+
+    lists = lists_for(count)
+    # faiss's k-means wants about 40 points a centroid; PQ needs 256 per code book.
+    stride = max(1, count // max(40 * lists, 10_000))
+    sample = [row for i, row in enumerate(whole()) if i % stride == 0]
+    partial = path.with_name(path.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    # One thread: faiss's OpenMP threads spin at every barrier of k-means, and on a 2-core
+    # machine with anything else running, training took 2.5 times longer with two.
+    faiss.omp_set_num_threads(1)
+    index = faiss.IndexIVFPQ(
+        faiss.IndexFlatIP(dim), dim, lists, PQ_CODES, 8, faiss.METRIC_INNER_PRODUCT
+    )
+    # A small store trains on what it has, without a warning per code book.
+    index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1
+    index.train(_floats(sample, dim))
+    del sample
+    rowids: list[int] = []
+    starts = [0]
+    with open(partial / "vectors.bin", "wb") as copy:
+        batch: list[tuple[int, bytes]] = []
+        for rowid, vector, passages in rows():
+            record = vector + (passages or b"")
+            copy.write(record)
+            rowids.append(rowid)
+            starts.append(starts[-1] + len(record))
+            batch.append((rowid, vector))
+            if len(batch) == _ADD_BATCH:
+                _add(index, batch, dim, progress)
+                batch = []
+        _add(index, batch, dim, progress)
+        copy.flush()
+        os.fsync(copy.fileno())
+    faiss.write_index(index, str(partial / "index.faiss"))
+    np.save(partial / "rowids.npy", np.array(rowids, dtype=np.int64))
+    np.save(partial / "starts.npy", np.array(starts, dtype=np.int64))
+    (partial / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    for name in ("index.faiss", "rowids.npy", "starts.npy", "meta.json"):
+        with open(partial / name, "rb") as written:
+            os.fsync(written.fileno())
+    shutil.rmtree(path, ignore_errors=True)
+    os.rename(partial, path)
+    for old in path.parent.iterdir():
+        theirs = _NAME.match(old.name.removesuffix(".partial"))
+        mine = _NAME.match(path.name)
+        if old != path and theirs and mine and theirs["model"] == mine["model"]:
+            # A process still reading an older folder keeps its open file (POSIX).
+            shutil.rmtree(old, ignore_errors=True)
+    log.info("vector index: %d papers in %d lists written to %s", index.ntotal, lists, path)
 
 
 def _add(
     index: Any, rows: list[tuple[int, bytes]], dim: int, progress: Callable[[int], None] | None
 ) -> None:
-    ids, vectors = _floats(rows, dim)
-    index.add_with_ids(vectors, ids)
+    import numpy as np
+
+    if not rows:
+        return
+    ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
+    index.add_with_ids(_floats(rows, dim), ids)
     if progress is not None:
         progress(len(rows))
-
-
-def build(
-    read: Callable[[], Iterable[tuple[int, bytes]]],
-    count: int,
-    dim: int,
-    path: Path,
-    progress: Callable[[int], None] | None = None,
-) -> None:
-    """Write an index of the `count` vectors `read()` yields (called twice: a sample trains the
-    quantisers, then every vector is added) to `path`, atomically: a crash leaves the old file
-    or the new one, never half of one."""
-    import faiss
-
-    lists = lists_for(count)
-    # faiss's k-means wants about 40 points a centroid; PQ needs 256 per code book.
-    stride = max(1, count // max(40 * lists, 10_000))
-    sample = [row for i, row in enumerate(read()) if i % stride == 0]
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
-    try:
-        index = faiss.IndexIVFPQ(
-            faiss.IndexFlatIP(dim), dim, lists, PQ_CODES, 8, faiss.METRIC_INNER_PRODUCT
-        )
-        # A small store trains on what it has, without a warning per code book.
-        index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1
-        index.train(_floats(sample, dim)[1])
-        del sample
-        batch: list[tuple[int, bytes]] = []
-        for row in read():
-            batch.append(row)
-            if len(batch) == _ADD_BATCH:
-                _add(index, batch, dim, progress)
-                batch = []
-        if batch:
-            _add(index, batch, dim, progress)
-    finally:
-        faiss.omp_set_num_threads(1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    faiss.write_index(index, str(partial))
-    with open(partial, "rb") as written:
-        os.fsync(written.fileno())
-    os.replace(partial, path)
-    mine = _NAME.match(path.name)
-    for old in path.parent.glob("*.faiss"):
-        theirs = _NAME.match(old.name)
-        if old != path and theirs and mine and theirs["model"] == mine["model"]:
-            old.unlink(missing_ok=True)
-    log.info("vector index: %d papers in %d lists written to %s", index.ntotal, lists, path)

@@ -72,66 +72,84 @@ def paper_texts(title: str, summary: str | None) -> tuple[str, list[str]]:
 class Semantic:
     """An encoder and one store's paper vectors: what look-ups and digests ask for similarity.
 
-    Lives on the store's thread with its `Store`. Candidates come from the store's index file
-    (`bot.semantic.ann`, for large stores) and from the vectors written since it, held in
-    memory; every candidate is then scored exactly from its vectors in SQLite, so the index
-    decides what is looked at, never a score.
+    Lives on the store's thread with its `Store`. A large store's vectors are searched through
+    its index (`bot.semantic.ann`), whose copies of the vectors stand for SQLite's until the
+    store says a paper's vector was rewritten or dropped since; those, and every vector of a
+    store without an index, come from SQLite (whole-text vectors held in memory for the
+    search, passages read for the papers being scored).
     """
 
     def __init__(self, encoder: Encoder, use_index: bool = True) -> None:
         self.encoder = encoder
         self.use_index = use_index  # False: scan every vector (benchmarks compare the two)
         self.ann: Ann | None = None
-        # The vectors the index file lacks (all of them without one), for candidates.
+        # The whole-text vectors the index lacks (all of them without one), searched exactly.
         self.recent = VectorIndex(encoder.dim)
         self._seen = 0  # the store's vector seq that `recent` is complete up to
-        self._version: int | None = None
+        self._dropped: int | None = None  # the store's last vector drop taken into account
+        self._gone: set[int] = set()  # dropped since the index was built: SQLite says
         self._looked = -math.inf  # when the index folder was last looked at (monotonic)
         self._queries: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._rows: OrderedDict[int, tuple[bytes, bytes | None]] = OrderedDict()
 
     @property
     def nbytes(self) -> int:
-        """Memory held for candidates: the index and the recent vectors."""
+        """Memory held for searching: the index and the vectors it lacks."""
         return self.recent.nbytes + (self.ann.nbytes if self.ann is not None else 0)
 
     def sync(self, store: VectorStore) -> None:
-        """Follow the store: a newer index file (another process ran `paperbot reindex`) and
-        vectors written by other processes since the last look."""
-        version = store.data_version()
+        """Follow the store: a newer index (another process ran `paperbot reindex`), and the
+        vectors written or dropped since the last look, by any process."""
+        model = self.encoder.name
         now = time.monotonic()
         if now - self._looked >= INDEX_LOOK_SECONDS:
             self._looked = now
             self._load_index(store)
-        if version != self._version:
-            self._version = version
-            self._rows.clear()
-            seq = store.vector_seq(self.encoder.name)
-            if seq > self._seen:
-                self.recent.add(list(store.vectors(self.encoder.name, after=self._seen)))
-                self._seen = seq
+        if self._dropped is None:
+            self._dropped = store.last_drop()  # what is dropped now is not read below
+        seq = store.vector_seq(model)
+        if seq > self._seen:
+            rows = list(store.vectors(model, after=self._seen))
+            self.recent.add(rows)
+            for rowid, _ in rows:
+                self._rows.pop(rowid, None)
+            self._seen = seq
+        drop = store.last_drop()
+        if drop > self._dropped:
+            gone = store.dropped(model, after=self._dropped)
+            self._gone |= gone
+            for rowid in gone:
+                self._rows.pop(rowid, None)
+            self._dropped = drop
 
     def _load_index(self, store: VectorStore) -> None:
         database = store.path()
         if database is None or not self.use_index or not ann.available():
             return
         found = ann.newest(ann.directory(database), self.encoder.name)
-        if found is None or (self.ann is not None and found[1] == self.ann.seq):
+        if found is None or (self.ann is not None and found[0] == self.ann.path):
             return
         path, seq = found
-        if seq > store.vector_seq(self.encoder.name):
-            # Written for another copy of the database (a restored backup): its rows are not
-            # these; scoring from SQLite keeps answers right, so only say how to mend it.
+        latest = store.vector_seq(self.encoder.name)
+        if seq > latest:
+            # Built from another copy of the database (a restored backup): its copies are
+            # not these vectors.
             log.warning("vector index %s is ahead of the store: paperbot reindex --semantic", path)
             return
-        self.ann = ann.Ann.load(path, seq)
+        loaded = ann.Ann.load(path)
+        drop = store.last_drop()
+        if self.ann is not None:
+            self.ann.close()
+        self.ann = loaded
         self.recent = VectorIndex(self.encoder.dim)
-        self.recent.add(list(store.vectors(self.encoder.name, after=seq)))
-        self._seen = seq
-        self._version = store.data_version()
+        self.recent.add(list(store.vectors(self.encoder.name, after=loaded.seq)))
+        self._seen = latest
+        self._gone = store.dropped(self.encoder.name, after=loaded.drop)
+        self._dropped = drop
+        self._rows.clear()
         log.info(
             "vector index: %d papers from %s, %d newer in memory",
-            len(self.ann),
+            len(loaded),
             path,
             len(self.recent),
         )
@@ -171,37 +189,65 @@ class Semantic:
             found.update(rowids.tolist())
         return sorted(found)
 
+    def _from_store(self, rowid: int) -> bool:
+        """Whether the paper's vectors are read from SQLite rather than the index's copy."""
+        return self.ann is None or rowid in self._gone or rowid in self.recent
+
+    def _whole(
+        self, store: VectorStore, queries: NDArray[np.float32], rowids: Sequence[int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """(rowids, best cosine over the query rows of their whole text) of those papers with
+        a vector: held in memory, the index's copy, or (dropped since the index) SQLite's."""
+        import numpy as np
+
+        wanted = np.asarray(rowids, dtype=np.int64)
+        asked = np.isin(wanted, np.fromiter(self._gone, np.int64)) if self._gone else None
+        held = np.isin(wanted, self.recent.rowids)
+        if asked is not None:
+            held &= ~asked
+        ids, cosine = self.recent.scores(queries, wanted[held].tolist())
+        found = [(ids, cosine)]
+        if self.ann is not None:
+            copied = ~held if asked is None else ~held & ~asked
+            copy_ids, ints, scales = self.ann.whole(wanted[copied])
+            found.append((copy_ids, (ints.astype(np.float32) @ queries.T).max(axis=1) * scales))
+        if asked is not None and asked.any():
+            rows = list(store.vectors_of(self.encoder.name, wanted[asked].tolist()))
+            if rows:
+                ints, scales = unpack_rows(b"".join(blob for _, blob in rows), self.encoder.dim)
+                ids = np.array([r for r, _ in rows], dtype=np.int64)
+                found.append((ids, (ints.astype(np.float32) @ queries.T).max(axis=1) * scales))
+        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
     def _closest(
         self, store: VectorStore, queries: NDArray[np.float32], rowids: list[int], k: int
     ) -> list[int]:
-        """Of `rowids`, the `k` whose whole text is closest to a query, by their vectors in the
-        store (a row gone from it is left out)."""
-        import numpy as np
-
-        if not rowids:
-            return []
-        rows = list(store.vectors_of(self.encoder.name, rowids))
-        if not rows:
-            return []
-        ids = np.fromiter((r for r, _ in rows), dtype=np.int64, count=len(rows))
-        ints, scales = unpack_rows(b"".join(blob for _, blob in rows), self.encoder.dim)
-        cosine = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
-        return [r for r, _ in top_k(ids, cosine, k)]
+        """Of `rowids`, the `k` whose whole text is closest to a query (a paper without a
+        vector is left out)."""
+        return [r for r, _ in top_k(*self._whole(store, queries, rowids), k)]
 
     def _rows_of(
         self, store: VectorStore, rowids: Collection[int]
     ) -> dict[int, tuple[bytes, bytes | None]]:
-        """The stored (vector, passages) of those papers that have them, recently used ones
-        kept (a digest tick asks about one day's papers topic after topic)."""
-        found = {}
+        """The (vector, passages) of those papers that have them: the index's copies, or the
+        store's (recently used ones kept: a digest tick asks about one day's papers topic
+        after topic)."""
+        found: dict[int, tuple[bytes, bytes | None]] = {}
         missing = []
+        copies = []
         for rowid in rowids:
             row = self._rows.get(rowid)
-            if row is None:
-                missing.append(rowid)
-            else:
+            if row is not None:
                 found[rowid] = row
                 self._rows.move_to_end(rowid)
+            elif self._from_store(rowid):
+                missing.append(rowid)
+            else:
+                copies.append(rowid)
+        if self.ann is not None and copies:
+            width = self.encoder.dim + 4
+            for rowid, record in self.ann.records(copies).items():
+                found[rowid] = (record[:width], record[width:] or None)
         for rowid, vector, passages in (
             store.vector_rows(self.encoder.name, missing) if missing else ()
         ):
@@ -280,18 +326,13 @@ class Semantic:
         import numpy as np
 
         self.sync(store)
-        rows = list(store.vectors_of(self.encoder.name, [rowid]))
-        if not rows:
+        mine = self._rows_of(store, [rowid]).get(rowid)
+        if mine is None:
             return []
-        ints, scales = unpack_rows(rows[0][1], self.encoder.dim)
+        ints, scales = unpack_rows(mine[0], self.encoder.dim)
         query = ints.astype(np.float32) * scales[:, None]
         others = [r for r in self._candidates(query, k + 1) if r != rowid]
-        found = list(store.vectors_of(self.encoder.name, others))
-        if not found:
-            return []
-        ids = np.fromiter((r for r, _ in found), dtype=np.int64, count=len(found))
-        ints, scales = unpack_rows(b"".join(blob for _, blob in found), self.encoder.dim)
-        return top_k(ids, (ints.astype(np.float32) @ query[0]) * scales, k)
+        return top_k(*self._whole(store, query, others), k)
 
     def embed(
         self, papers: Sequence[tuple[int, str, str | None]]
@@ -340,18 +381,27 @@ def embed_missing(
 def build_index(
     store: VectorStore, model: str, dim: int, progress: Callable[[int], None] | None = None
 ) -> Path | None:
-    """Write the index file of the store's vectors (`bot.semantic.ann`) when the store is
-    large enough to need one and the newest file does not already cover every vector; the
-    file, or None when none was needed."""
+    """Write the index of the store's vectors (`bot.semantic.ann`) when the store is large
+    enough to need one and the newest does not already cover every vector; its folder, or
+    None when none was needed."""
     database = store.path()
     count = store.count_vectors(model)
     if database is None or count < ann.ANN_MIN or not ann.available():
         return None
+    drop = store.last_drop()
     seq = store.vector_seq(model)
     folder = ann.directory(database)
     current = ann.newest(folder, model)
-    if current is not None and current[1] == seq:
+    if current is not None and current[1] == seq and ann.Ann.meta(current[0])["drop"] == drop:
         return current[0]
-    path = folder / f"{model}.{seq}.faiss"
-    ann.build(lambda: store.vectors(model), count, dim, path, progress)
+    path = folder / f"{model}.{seq}"
+    ann.build(
+        lambda: store.vectors(model),
+        lambda: store.all_vector_rows(model),
+        count,
+        dim,
+        path,
+        {"seq": seq, "drop": drop},
+        progress,
+    )
     return path

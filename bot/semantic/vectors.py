@@ -22,10 +22,6 @@ class VectorStore(Protocol):
     package from importing the storage layer.
     """
 
-    def data_version(self) -> int:
-        """A counter that changes when another connection has written."""
-        ...
-
     def path(self) -> Path | None:
         """The database file (its index files live beside it), or None in memory."""
         ...
@@ -44,6 +40,18 @@ class VectorStore(Protocol):
 
     def vectors_of(self, model: str, rowids: Collection[int]) -> Iterable[tuple[int, bytes]]:
         """The stored (rowid, packed vector) of those papers that have one."""
+        ...
+
+    def last_drop(self) -> int:
+        """The id of the latest vector dropped from the store."""
+        ...
+
+    def dropped(self, model: str, after: int) -> set[int]:
+        """The papers whose `model` vector was dropped after the drop id `after`."""
+        ...
+
+    def all_vector_rows(self, model: str) -> Iterable[tuple[int, bytes, bytes | None]]:
+        """Every (rowid, vector, passage vectors or None) of `model`, by rowid."""
         ...
 
     def vector_rows(
@@ -140,6 +148,16 @@ class VectorIndex:
             self._scales[at] = np.frombuffer(blob[:4], dtype=np.float32)[0]
             self._rows[at] = np.frombuffer(blob[4:], dtype=np.int8)
             self._rowids[at] = rowid
+
+    @property
+    def rowids(self) -> NDArray[np.int64]:
+        """The rowids held (a view: do not keep it across `add`)."""
+        return self._rowids[: self._size]
+
+    def packed(self, rowid: int) -> bytes:
+        """The paper's vector as `pack` wrote it (KeyError when it has none)."""
+        at = self._position[rowid]
+        return bytes(self._scales[at : at + 1].tobytes()) + bytes(self._rows[at].tobytes())
 
     def vector(self, rowid: int) -> NDArray[np.float32] | None:
         """The paper's vector (float32), or None when it has none."""

@@ -354,6 +354,18 @@ class Papers:
         """Forget every stored vector (`paperbot reindex --semantic --force`)."""
         with self._conn:
             self._conn.execute("DELETE FROM paper_vectors")
+            # Every vector goes: no process needs to be told of each one (they reload).
+            self._conn.execute("DELETE FROM vector_drops")
+
+    def last_drop(self) -> int:
+        """The id of the latest vector dropped (0 when none was)."""
+        row = self._conn.execute("SELECT max(id) FROM vector_drops").fetchone()
+        return int(row[0] or 0)
+
+    def dropped(self, model: str, after: int) -> set[int]:
+        """The papers whose `model` vector was dropped after the drop id `after`."""
+        sql = "SELECT paper_rowid FROM vector_drops WHERE id > ? AND model = ?"
+        return {int(r[0]) for r in self._conn.execute(sql, [after, model])}
 
     def vector_summary(self) -> dict[str, tuple[int, int]]:
         """By model: how many papers have its vector, and the latest write's `seq`."""
@@ -369,6 +381,12 @@ class Papers:
         """How many papers have a vector from `model`."""
         sql = "SELECT count(*) FROM paper_vectors WHERE model = ?"
         return int(self._conn.execute(sql, [model]).fetchone()[0])
+
+    def all_vector_rows(self, model: str) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """Every stored (rowid, vector, passage vectors or None) of `model`, by rowid."""
+        sql = "SELECT paper_rowid, vec, passages FROM paper_vectors WHERE model = ? ORDER BY 1"
+        for rowid, vec, passages in self._conn.execute(sql, [model]):
+            yield int(rowid), bytes(vec), None if passages is None else bytes(passages)
 
     def vectors(self, model: str, after: int = 0) -> Iterator[tuple[int, bytes]]:
         """Every stored (rowid, vector bytes) of `model`, or those written after the `seq`

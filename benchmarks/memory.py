@@ -44,6 +44,11 @@ def _peak_mb(imports: str, stdin: str, env: dict[str, str]) -> float:
     return int(found.group(1)) / 1024
 
 
+def peak_mb(stdin: str, env: dict[str, str]) -> float:
+    """Peak RSS (MB) of `paperbot console` fed `stdin`, with `env` over this environment."""
+    return _peak_mb("", stdin, {**os.environ, **env})
+
+
 def run(path: Path) -> dict[str, float]:
     """Peak RSS (MB) of `paperbot console` doing every dev-set look-up twice and a digest
     preview over the store at `path`: matching words, without and with both chat adapters

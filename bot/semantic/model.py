@@ -7,6 +7,12 @@ forward pass is six BERT layers of matrix products, so numpy runs it; `tests/tes
 checks the result against embeddings sentence-transformers computed on PyTorch. Nothing is
 downloaded: the tokenizer and the weights are read from the installed package's files.
 
+On one BLAS thread most of the time is the dense layers' matrix products, so the rest is kept
+small: a batch's texts are packed end to end without padding, the element-wise steps (GELU,
+layer norms) run in place over row blocks that stay in cache, and constant scales are folded
+into the weights. The weights are read once into their arrays; the word embeddings, over half
+of them, stay in the file and a batch reads only the rows its tokens use.
+
 Without the extra `load_encoder()` returns None and paperbot matches words only.
 """
 

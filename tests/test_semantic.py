@@ -91,6 +91,31 @@ def test_encoder_matches_sentence_transformers_on_pytorch(encoder: semantic.Enco
 
 
 @needs_model
+@pytest.mark.parametrize("tight", [False, True], ids=["one pass", "small passes, safe softmax"])
+def test_encoder_keeps_the_vectors_of_sample_paper_texts(
+    encoder: semantic.Encoder, monkeypatch: pytest.MonkeyPatch, tight: bool
+) -> None:
+    import numpy as np
+
+    from bot.semantic import model
+
+    recorded = json.loads((FIXTURES / "minilm_sample.json").read_text(encoding="utf-8"))
+    if tight:
+        # Texts split over several forward passes, and every softmax through the fallback
+        # that subtracts each row's largest score (taken only on overflow otherwise).
+        monkeypatch.setattr(model, "BATCH_TOKENS", 300)
+        monkeypatch.setattr(model, "SOFTMAX_SUMS", (np.inf, np.inf))
+    texts = recorded["texts"][::-1]
+    ours = encoder.encode(texts)[::-1]
+    theirs = np.array(recorded["embeddings"], dtype=np.float32)
+    assert ours.shape == theirs.shape == (10, 384)
+    # Passages of 8 to 90 tokens and whole texts cut at 256, some with non-ASCII titles: the
+    # vectors recorded from the padded-batch forward pass, to the fixture's 7 decimals.
+    assert float(np.abs(ours - theirs).max()) < 1e-5
+    assert float((ours * theirs).sum(axis=1).min()) > 1 - 1e-6
+
+
+@needs_model
 def test_packed_vectors_keep_their_cosine(encoder: semantic.Encoder) -> None:
     import numpy as np
 

@@ -74,6 +74,7 @@ def _rows(centres: Any, start: int, count: int, seed: int) -> list[tuple[int, by
 def store(tmp_path: Path, centres: Any, monkeypatch: pytest.MonkeyPatch) -> Store:
     monkeypatch.setattr(ann, "ANN_MIN", 1000)
     monkeypatch.setattr(ann, "REFINE_MIN", 100)
+    monkeypatch.setattr(ann, "REFINE", 5)
     opened = Store.open(tmp_path / "papers.db")
     opened.papers.put_vectors(MODEL, _rows(centres, 1, CLUSTERS * PER_CLUSTER, seed=2))
     return opened

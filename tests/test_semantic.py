@@ -402,6 +402,7 @@ def test_reindex_stopped_midway_carries_on_then_indexes_a_large_store(
     assert "Stopped after 2 papers; run it again to carry on." in stopped.output
     assert "Traceback" not in stopped.output
     assert not ann.directory(db).exists()
+    monkeypatch.setattr(Semantic, "embed", embed)
     resumed = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic"])
     assert resumed.exit_code == 0, resumed.output
     assert "Embedded 4 papers." in resumed.output and "Indexing vectors" in resumed.output

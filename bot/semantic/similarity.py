@@ -368,7 +368,8 @@ EMBED_BATCH = 64
 def embed_missing(
     store: VectorStore, semantic: Semantic, progress: Callable[[int], None] | None = None
 ) -> int:
-    """Compute the vectors the store lacks, newest papers first, in this thread; how many."""
+    """Compute the vectors the store lacks, newest papers first, in this thread; how many.
+    Each batch is stored as it is done, so an interrupted run loses at most one."""
     done = 0
     while todo := store.without_vectors(semantic.encoder.name, EMBED_BATCH):
         semantic.save(store, semantic.embed(todo))

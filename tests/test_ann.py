@@ -94,6 +94,11 @@ def test_the_index_finds_what_the_exact_scan_finds(store: Store, centres: Any) -
     indexed = _meaning(centres)
     for n, nearest in expected.items():
         assert indexed.nearest(store.papers, parse(f"cluster {n}"), 20) == nearest
+    # Asked for many (a subscription matched over the whole store), it finds them all too.
+    topic = parse("cluster 6")
+    many = indexed.similar(store.papers, topic, keep=PER_CLUSTER)
+    assert many == pytest.approx(exact.similar(store.papers, topic, keep=PER_CLUSTER))
+    assert ann.candidates_for(10) == 100 and ann.candidates_for(30) == 130  # REFINE 5, MIN 100
     # Nothing is held exactly but what the index lacks: none.
     assert indexed.ann is not None and len(indexed.ann) == CLUSTERS * PER_CLUSTER
     assert len(indexed.recent) == 0

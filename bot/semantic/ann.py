@@ -50,9 +50,10 @@ PQ_CODES = 48
 # 1,024 of 4,096 lists found the same share, in half the time).
 PROBE_SHARE = 0.25
 PROBE_MAX = 256
-# Candidates the index proposes for each one asked for (at least REFINE_MIN): their exact
-# cosines decide. At 1M papers 1,000 found 0.913 of the exact scan's 50 nearest, 2,000 found
-# 0.967 for 4 ms more at p99, 3,000 0.981 for 23 ms more (docs/semantic.md).
+# Candidates the index proposes: REFINE for each paper asked for, at least REFINE_MIN and at
+# most REFINE_MIN more than asked (`candidates_for`); their exact cosines decide. At 1M papers
+# 1,000 found 0.913 of the exact scan's 50 nearest, 2,000 found 0.967 for 4 ms more at p99,
+# 3,000 0.981 for 23 ms more (docs/semantic.md).
 REFINE = 10
 REFINE_MIN = 2000
 _ADD_BATCH = 20_000
@@ -69,6 +70,11 @@ def available() -> bool:
 def lists_for(count: int) -> int:
     """Inverted lists for `count` vectors: the power of two nearest 4 * sqrt(count)."""
     return int(min(8192, max(16, 2 ** round(math.log2(4 * math.sqrt(max(count, 1)))))))
+
+
+def candidates_for(k: int) -> int:
+    """How many candidates to ask the index for, to refine to the `k` nearest."""
+    return max(REFINE_MIN, min(REFINE * k, k + REFINE_MIN))
 
 
 def directory(database: Path) -> Path:

@@ -181,7 +181,7 @@ class Semantic:
 
         found: set[int] = set()
         if self.ann is not None:
-            found.update(self.ann.search(queries, max(ann.REFINE_MIN, ann.REFINE * k)).tolist())
+            found.update(self.ann.search(queries, ann.candidates_for(k)).tolist())
         if len(self.recent):
             rowids, best = self.recent.scores(queries)
             if len(best) > k:

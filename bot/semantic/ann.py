@@ -46,10 +46,10 @@ ANN_MIN = 20_000
 # Product quantisation: 48 codes of 8 bits, one per 8 of the 384 dimensions.
 PQ_CODES = 48
 # Lists probed per look-up: a quarter of them, at most PROBE_MAX (recall against the exact scan,
-# measured on clustered vectors at 100k and 1M papers: docs/semantic.md; at 1M, probing 256 or
-# 1,024 of 4,096 lists found the same share, in half the time).
+# measured on clustered vectors at 100k and 1M papers: docs/semantic.md; at 1M, probing 128,
+# 256 or 1,024 of 4,096 lists found the same share, 64 a little less).
 PROBE_SHARE = 0.25
-PROBE_MAX = 256
+PROBE_MAX = 128
 # Candidates the index proposes: REFINE for each paper asked for, at least REFINE_MIN and at
 # most REFINE_MIN more than asked (`candidates_for`); their exact cosines decide. At 1M papers
 # 1,000 found 0.913 of the exact scan's 50 nearest, 2,000 found 0.967 for 4 ms more at p99,
@@ -155,10 +155,12 @@ class Ann:
         )
 
     def search(self, queries: NDArray[np.float32], k: int) -> NDArray[np.int64]:
-        """Up to `k` rowids per query row, nearest first by the index's estimate, merged."""
+        """About `k` rowids nearest the query rows by the index's estimate, shared between the
+        rows (a topic's OR groups), merged."""
         import numpy as np
 
-        _, labels = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        each = -(-k // len(queries))
+        _, labels = self._index.search(np.ascontiguousarray(queries, dtype=np.float32), each)
         found: NDArray[np.int64] = np.unique(labels[labels >= 0])
         return found
 

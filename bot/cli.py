@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from bot.importer import ImportReport, import_records, read_file
 from bot.learning import Profile, load_profiles
 from bot.models import SearchHit
 from bot.search import matches, search
-from bot.semantic import Semantic, build_index, embed_missing, load_encoder
+from bot.semantic import Semantic, ann, build_index, embed_missing, load_encoder
 from bot.storage import Store
 from bot.storage.backup import BackupError, backup
 from bot.subscriptions import Subscriptions
@@ -303,6 +304,8 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
     with _open_store(settings) as store:
         if force:
             store.papers.clear_vectors()
+            # The index holds copies of the vectors just dropped: it is built again below.
+            shutil.rmtree(ann.directory(Path(settings.db_path)), ignore_errors=True)
         todo = store.papers.count_without_vectors(meaning.encoder.name)
         done = 0
 
@@ -320,6 +323,8 @@ def reindex_command(settings: Settings, semantic: bool, force: bool) -> None:
             sys.exit(130)
         click.echo(f"Embedded {done} papers.")
         total = store.papers.count_vectors(meaning.encoder.name)
+        if total < ann.ANN_MIN:
+            return  # searched exactly: an index would not pay
         with click.progressbar(length=total, label="Indexing vectors", file=sys.stderr) as bar:
             path = build_index(store.papers, meaning.encoder.name, meaning.encoder.dim, bar.update)
         if path is not None:

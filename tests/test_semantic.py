@@ -408,6 +408,11 @@ def test_reindex_stopped_midway_carries_on_then_indexes_a_large_store(
     assert "Embedded 4 papers." in resumed.output and "Indexing vectors" in resumed.output
     assert "Index of 1206 papers' vectors" in resumed.output
     assert [p.name for p in ann.directory(db).iterdir()] == ["all-MiniLM-L6-v2.4"]
+    # --force drops every vector (the stand-ins too) and the index's copies of them; the six
+    # papers left are too few for an index.
+    forced = runner.invoke(cli, ["--db", str(db), "reindex", "--semantic", "--force"])
+    assert "Embedded 6 papers." in forced.output and "Index of" not in forced.output
+    assert not ann.directory(db).exists()
     found = runner.invoke(cli, ["--db", str(db), "search", "--json", "speech", "recognition"])
     rows: list[dict[str, Any]] = json.loads(found.stdout)
     assert rows and rows[0]["matched"][0]["similarity"] >= RELATED_MIN_SIMILARITY

@@ -89,6 +89,7 @@ class Semantic:
         self._dropped: int | None = None  # the store's last vector drop taken into account
         self._gone: set[int] = set()  # dropped since the index was built: SQLite says
         self._looked = -math.inf  # when the index folder was last looked at (monotonic)
+        self._refused: Path | None = None  # an index found ahead of the store, said once
         self._queries: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._rows: OrderedDict[int, tuple[bytes, bytes | None]] = OrderedDict()
 
@@ -133,8 +134,12 @@ class Semantic:
         latest = store.vector_seq(self.encoder.name)
         if seq > latest:
             # Built from another copy of the database (a restored backup): its copies are
-            # not these vectors.
-            log.warning("vector index %s is ahead of the store: paperbot reindex --semantic", path)
+            # not these vectors. Said once; the vectors are searched exactly meanwhile.
+            if path != self._refused:
+                log.warning(
+                    "vector index %s is ahead of the store: paperbot reindex --semantic", path
+                )
+                self._refused = path
             return
         loaded = ann.Ann.load(path)
         drop = store.last_drop()

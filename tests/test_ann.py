@@ -9,6 +9,7 @@ a fake encoder maps a topic to one cluster's centre, so these tests need faiss a
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -174,22 +175,39 @@ def test_a_newer_index_from_another_process_is_taken_up(
 
 
 def test_a_build_cut_short_or_an_index_of_another_database_is_not_used(
-    store: Store, centres: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    centres: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    folder = ann.directory(store.papers.path() or Path())
-    # A crash while writing leaves only the partial folder; a restored backup older than the
-    # index leaves one covering writes the store never had.
+    database = store.papers.path() or Path()
+    folder = ann.directory(database)
+    # A crash while writing leaves only the partial folder.
     (folder / f"{MODEL}.3.partial").mkdir(parents=True)
     (folder / f"{MODEL}.3.partial" / "index.faiss").write_bytes(b"half an index")
+    # A backup taken before the index was built, restored after it: the index holds a timeline
+    # the database no longer has (later, new papers could reuse its rowids).
+    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    backup = tmp_path / "backup.db"
+    shutil.copyfile(database, backup)
     build_index(store.papers, MODEL, DIM)
-    (folder / f"{MODEL}.1").rename(folder / f"{MODEL}.9")
+    assert [p.name for p in folder.iterdir()] == [f"{MODEL}.1"]
+    store.close()
+    shutil.copyfile(backup, database)
+    restored = Store.open(database)
+    restored.papers.put_vectors(MODEL, _rows(centres, 8000, 5, seed=8))  # past the index's seq
     meaning = _meaning(centres)
     monkeypatch.setattr(similarity_module, "INDEX_LOOK_SECONDS", 0.0)
     with caplog.at_level(logging.WARNING):
-        nearest = meaning.nearest(store.papers, parse("cluster 2"), 3)
-        assert meaning.nearest(store.papers, parse("cluster 2"), 3) == nearest
+        nearest = meaning.nearest(restored.papers, parse("cluster 2"), 3)
+        assert meaning.nearest(restored.papers, parse("cluster 2"), 3) == nearest
     assert meaning.ann is None and len(nearest) == 3
-    assert caplog.text.count("ahead of the store") == 1  # said once, not at every look-up
+    assert caplog.text.count("is not this database's") == 1  # said once, not at every look-up
+    # `paperbot reindex --semantic` mends it.
+    assert build_index(restored.papers, MODEL, DIM) == folder / f"{MODEL}.2"
+    assert _meaning(centres).nearest(restored.papers, parse("cluster 2"), 3) == nearest
+    restored.close()
 
 
 def test_doctor_says_how_the_vectors_are_searched(

@@ -101,10 +101,10 @@ class Ann:
     """A loaded index: proposes the rowids nearest some query vectors and reads the copies of
     the vectors it was built from."""
 
-    def __init__(self, path: Path, index: Any, rowids: Any, starts: Any, meta: dict[str, int]):
+    def __init__(self, path: Path, index: Any, rowids: Any, starts: Any, meta: dict[str, Any]):
         self.path = path
-        self.seq = meta["seq"]  # the store's vectors written up to this seq are in it
-        self.drop = meta["drop"]  # and the drops up to this one are reflected
+        self.seq = int(meta["seq"])  # the store's vectors written up to this seq are in it
+        self.drop = int(meta["drop"])  # and the drops up to this one are reflected
         self._index = index
         index.nprobe = min(PROBE_MAX, max(1, round(index.nlist * PROBE_SHARE)))
         self._rowids = rowids
@@ -133,9 +133,10 @@ class Ann:
         return int(codes + self._rowids.nbytes + self._starts.nbytes)
 
     @staticmethod
-    def meta(path: Path) -> dict[str, int]:
-        """What an index folder covers: the store's vector `seq` and last `drop` id."""
-        found: dict[str, int] = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    def meta(path: Path) -> dict[str, Any]:
+        """What an index folder covers: the store's vector `seq` and last `drop` id, and the
+        `token` the store recorded when it was built."""
+        found: dict[str, Any] = json.loads((path / "meta.json").read_text(encoding="utf-8"))
         return found
 
     @classmethod
@@ -164,6 +165,15 @@ class Ann:
         found: NDArray[np.int64] = np.unique(labels[labels >= 0])
         return found
 
+    def _positions(self, rowids: NDArray[np.int64]) -> tuple[Any, Any]:
+        """Which of these rowids the index holds, and their records' positions."""
+        import numpy as np
+
+        at = np.searchsorted(self._rowids, rowids)
+        at[at >= len(self._rowids)] = 0
+        found = self._rowids[at] == rowids
+        return found, at[found]
+
     def whole(
         self, rowids: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.float32]]:
@@ -171,11 +181,9 @@ class Ann:
         int8 rows, their scales)."""
         import numpy as np
 
-        at = np.searchsorted(self._rowids, rowids)
-        at[at >= len(self._rowids)] = 0
-        found = self._rowids[at] == rowids
+        found, at = self._positions(rowids)
         width = self._index.d + 4
-        read = b"".join([os.pread(self._file, width, s) for s in self._starts[at[found]].tolist()])
+        read = b"".join([os.pread(self._file, width, s) for s in self._starts[at].tolist()])
         rows = np.frombuffer(read, dtype=np.uint8).reshape(-1, width)
         scales = rows[:, :4].copy().view(np.float32).reshape(-1)
         return rowids[found], rows[:, 4:].view(np.int8), scales
@@ -186,10 +194,8 @@ class Ann:
         import numpy as np
 
         wanted = np.fromiter(rowids, dtype=np.int64)
-        at = np.searchsorted(self._rowids, wanted)
-        at[at >= len(self._rowids)] = 0
-        found = self._rowids[at] == wanted
-        wanted, at = wanted[found], at[found]
+        found, at = self._positions(wanted)
+        wanted = wanted[found]
         starts, ends = self._starts[at].tolist(), self._starts[at + 1].tolist()
         return {
             rowid: os.pread(self._file, end - start, start)
@@ -210,12 +216,14 @@ def build(
     count: int,
     dim: int,
     path: Path,
-    meta: dict[str, int],
+    meta: dict[str, Any],
+    publish: Callable[[], None],
     progress: Callable[[int], None] | None = None,
 ) -> None:
     """Write the index folder `path` of the `count` vectors: a sample of `whole()` (rowid,
     vector) trains the quantisers, then every one of `rows()` (rowid, vector, passages) by
-    rowid is added and copied. Atomic: a crash leaves the old folder or the new one."""
+    rowid is added and copied; `publish()` is called just before it is put in place. Atomic: a
+    crash leaves the old folder or the new one."""
     import faiss
     import numpy as np
 
@@ -260,6 +268,7 @@ def build(
         with open(partial / name, "rb") as written:
             os.fsync(written.fileno())
     shutil.rmtree(path, ignore_errors=True)
+    publish()
     os.rename(partial, path)
     for old in path.parent.iterdir():
         theirs = _NAME.match(old.name.removesuffix(".partial"))

@@ -11,6 +11,7 @@ import logging
 import math
 import re
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
@@ -54,7 +55,7 @@ NEAREST_WIDEN = 4
 # Papers' stored vectors kept for re-use: a digest tick asks about one day's papers topic after
 # topic.
 ROW_CACHE = 4096
-# How often a process looks for an index file newer than its own (another process's reindex).
+# How often a process looks for an index newer than its own (another process's reindex).
 INDEX_LOOK_SECONDS = 10.0
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -89,7 +90,7 @@ class Semantic:
         self._dropped: int | None = None  # the store's last vector drop taken into account
         self._gone: set[int] = set()  # dropped since the index was built: SQLite says
         self._looked = -math.inf  # when the index folder was last looked at (monotonic)
-        self._refused: Path | None = None  # an index found ahead of the store, said once
+        self._refused: Path | None = None  # an index of another database, said once
         self._queries: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._rows: OrderedDict[int, tuple[bytes, bytes | None]] = OrderedDict()
 
@@ -130,15 +131,13 @@ class Semantic:
         found = ann.newest(ann.directory(database), self.encoder.name)
         if found is None or (self.ann is not None and found[0] == self.ann.path):
             return
-        path, seq = found
+        path, _ = found
         latest = store.vector_seq(self.encoder.name)
-        if seq > latest:
-            # Built from another copy of the database (a restored backup): its copies are
-            # not these vectors. Said once; the vectors are searched exactly meanwhile.
+        if ann.Ann.meta(path).get("token") != store.index_token(self.encoder.name):
+            # Built from another copy of the database (say, the timeline a restored backup
+            # undid): its copies are not these vectors. Said once; searched exactly meanwhile.
             if path != self._refused:
-                log.warning(
-                    "vector index %s is ahead of the store: paperbot reindex --semantic", path
-                )
+                log.warning("vector index %s is not this database's: reindex --semantic", path)
                 self._refused = path
             return
         loaded = ann.Ann.load(path)
@@ -398,16 +397,19 @@ def build_index(
     seq = store.vector_seq(model)
     folder = ann.directory(database)
     current = ann.newest(folder, model)
-    if current is not None and current[1] == seq and ann.Ann.meta(current[0])["drop"] == drop:
+    covered = {"seq": seq, "drop": drop, "token": store.index_token(model)}
+    if current is not None and ann.Ann.meta(current[0]) == covered:
         return current[0]
     path = folder / f"{model}.{seq}"
+    token = uuid.uuid4().hex
     ann.build(
         lambda: store.vectors(model),
         lambda: store.all_vector_rows(model),
         count,
         dim,
         path,
-        {"seq": seq, "drop": drop},
+        {"seq": seq, "drop": drop, "token": token},
+        lambda: store.set_index_token(model, token),
         progress,
     )
     return path

@@ -26,6 +26,14 @@ class VectorStore(Protocol):
         """The database file (its index files live beside it), or None in memory."""
         ...
 
+    def index_token(self, model: str) -> str | None:
+        """The token of the vector index last built from this database."""
+        ...
+
+    def set_index_token(self, model: str, token: str) -> None:
+        """Record the token of the vector index being built."""
+        ...
+
     def count_vectors(self, model: str) -> int:
         """How many papers have a vector from `model`."""
         ...

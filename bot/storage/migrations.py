@@ -228,17 +228,19 @@ def m012_signals(db: Database) -> None:
 
 @migrations()
 def m013_vector_seq(db: Database) -> None:
-    """What a process needs to follow the store's vectors from its index file
-    (`bot.semantic.ann`): a write counter on paper vectors (the file says up to which `seq` it
-    holds; rows from before get 0, so an index built later covers them) and a log of the
-    vectors dropped (a paper's text changed, or it went), so that the file's copy of them is
-    not used."""
+    """What a process needs to follow the store's vectors from their index (`bot.semantic.ann`):
+    a write counter on paper vectors (the index says up to which `seq` it holds; rows from
+    before get 0, so an index built later covers them), a log of the vectors dropped (a
+    paper's text changed, or it went), so that the index's copy of them is not used, and the
+    token of the index last built from this database (an index whose token differs was built
+    from another copy of it, such as the timeline a restored backup undid)."""
     db.table("paper_vectors").add_column("seq", int, not_null_default=0)
     db.execute("CREATE INDEX paper_vectors_seq ON paper_vectors (model, seq)")
     db.execute(
         "CREATE TABLE vector_drops (id INTEGER PRIMARY KEY AUTOINCREMENT, "
         "paper_rowid INTEGER NOT NULL, model TEXT NOT NULL)"
     )
+    db.execute("CREATE TABLE vector_index (model TEXT PRIMARY KEY, token TEXT NOT NULL)")
     db.execute(
         "CREATE TRIGGER paper_vectors_dropped AFTER DELETE ON paper_vectors "
         "BEGIN INSERT INTO vector_drops (paper_rowid, model) VALUES (old.paper_rowid, old.model);"

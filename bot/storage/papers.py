@@ -354,7 +354,7 @@ class Papers:
         """Forget every stored vector (`paperbot reindex --semantic --force`)."""
         with self._conn:
             self._conn.execute("DELETE FROM paper_vectors")
-            # Every vector goes: no process needs to be told of each one (they reload).
+            # Every vector goes, and `reindex --force` removes the index that copied them.
             self._conn.execute("DELETE FROM vector_drops")
 
     def last_drop(self) -> int:
@@ -366,6 +366,19 @@ class Papers:
         """The papers whose `model` vector was dropped after the drop id `after`."""
         sql = "SELECT paper_rowid FROM vector_drops WHERE id > ? AND model = ?"
         return {int(r[0]) for r in self._conn.execute(sql, [after, model])}
+
+    def index_token(self, model: str) -> str | None:
+        """The token of the vector index last built from this database for `model`."""
+        row = self._conn.execute("SELECT token FROM vector_index WHERE model = ?", [model])
+        found = row.fetchone()
+        return None if found is None else str(found[0])
+
+    def set_index_token(self, model: str, token: str) -> None:
+        """Record the token of the vector index being built for `model`."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO vector_index (model, token) VALUES (?, ?)", [model, token]
+            )
 
     def vector_summary(self) -> dict[str, tuple[int, int]]:
         """By model: how many papers have its vector, and the latest write's `seq`."""
@@ -422,7 +435,3 @@ class Papers:
         """The database file, or None for an in-memory database."""
         file = str(self._conn.execute("PRAGMA database_list").fetchone()[2])
         return Path(file) if file else None
-
-    def data_version(self) -> int:
-        """SQLite's counter of commits by other connections (another process's writes)."""
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])

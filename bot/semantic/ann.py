@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.semantic.vectors import unpack_rows
+from bot.semantic.vectors import read_rows, unpack_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -179,14 +179,10 @@ class Ann:
     ) -> tuple[NDArray[np.int64], NDArray[np.int8], NDArray[np.float32]]:
         """The copies of these papers' whole-text vectors, of those in the index: (rowids,
         int8 rows, their scales)."""
-        import numpy as np
-
         found, at = self._positions(rowids)
-        width = self._index.d + 4
-        read = b"".join([os.pread(self._file, width, s) for s in self._starts[at].tolist()])
-        rows = np.frombuffer(read, dtype=np.uint8).reshape(-1, width)
-        scales = rows[:, :4].copy().view(np.float32).reshape(-1)
-        return rowids[found], rows[:, 4:].view(np.int8), scales
+        starts = self._starts[at].tolist()
+        read = read_rows(self._file, self._index.d + 4, starts, self.path / "vectors.bin")
+        return (rowids[found], *unpack_rows(read, self._index.d))
 
     def records(self, rowids: Iterable[int]) -> dict[int, bytes]:
         """The copies of these papers' packed vector and passage vectors after it, of those in

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.semantic.vectors import read_rows
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -102,7 +104,7 @@ def load_encoder() -> Encoder | None:
 class _Tensors:
     """A safetensors file (an 8-byte little-endian header length, a JSON header of each tensor's
     dtype, shape and byte offsets, then the raw data): tensors read straight into new arrays, or
-    mapped from the file without being read."""
+    left in the file and read by row (`rows`)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -159,10 +161,9 @@ class _Rows:
         import numpy as np
 
         unique, inverse = np.unique(ids, return_inverse=True)
-        size, fd = 4 * self.width, self._file.fileno()
-        data = b"".join(os.pread(fd, size, self.offset + i * size) for i in unique.tolist())
-        if len(data) != size * len(unique):
-            raise ValueError(f"{self._file.name} is truncated")
+        size = 4 * self.width
+        offsets = (self.offset + i * size for i in unique.tolist())
+        data = read_rows(self._file.fileno(), size, offsets, self._file.name)
         found = np.frombuffer(data, dtype="<f4").reshape(len(unique), self.width)
         rows: NDArray[np.float32] = found[inverse].astype(np.float32, copy=False)
         return rows

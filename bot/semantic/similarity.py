@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 from bot.semantic import ann
 from bot.semantic.ann import Ann
 from bot.semantic.model import Encoder
-from bot.semantic.vectors import VectorIndex, VectorStore, pack, top_k, unpack_rows
+from bot.semantic.vectors import (
+    VectorIndex,
+    VectorStore,
+    best_cosines,
+    pack,
+    top_k,
+    unpack_rows,
+)
 from bot.topics import Group, Topic
 
 if TYPE_CHECKING:
@@ -214,13 +221,13 @@ class Semantic:
         if self.ann is not None:
             copied = ~held if asked is None else ~held & ~asked
             copy_ids, ints, scales = self.ann.whole(wanted[copied])
-            found.append((copy_ids, (ints.astype(np.float32) @ queries.T).max(axis=1) * scales))
+            found.append((copy_ids, best_cosines(ints, scales, queries)))
         if asked is not None and asked.any():
-            rows = list(store.vectors_of(self.encoder.name, wanted[asked].tolist()))
+            rows = self._rows_of(store, wanted[asked].tolist())
             if rows:
-                ints, scales = unpack_rows(b"".join(blob for _, blob in rows), self.encoder.dim)
-                ids = np.array([r for r, _ in rows], dtype=np.int64)
-                found.append((ids, (ints.astype(np.float32) @ queries.T).max(axis=1) * scales))
+                ints, scales = unpack_rows(b"".join(v for v, _ in rows.values()), self.encoder.dim)
+                ids = np.fromiter(rows, dtype=np.int64, count=len(rows))
+                found.append((ids, best_cosines(ints, scales, queries)))
         return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
 
     def _closest(
@@ -273,14 +280,12 @@ class Semantic:
             return {}
         order = list(rows)
         dim = self.encoder.dim
-        ints, scales = unpack_rows(b"".join(rows[r][0] for r in order), dim)
-        whole = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+        whole = best_cosines(*unpack_rows(b"".join(rows[r][0] for r in order), dim), queries)
         best = whole.copy()
         chosen = [i for i, r in enumerate(order) if rows[r][1]]
         if chosen:
             blobs = [rows[order[i]][1] or b"" for i in chosen]
-            ints, scales = unpack_rows(b"".join(blobs), dim)
-            sims = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+            sims = best_cosines(*unpack_rows(b"".join(blobs), dim), queries)
             counts = [len(b) // (4 + dim) for b in blobs]
             starts = np.cumsum([0, *counts[:-1]])
             best[chosen] = np.maximum.reduceat(sims, starts)

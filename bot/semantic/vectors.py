@@ -46,10 +46,6 @@ class VectorStore(Protocol):
         """Every stored (rowid, packed vector) of `model`, or those written after `after`."""
         ...
 
-    def vectors_of(self, model: str, rowids: Collection[int]) -> Iterable[tuple[int, bytes]]:
-        """The stored (rowid, packed vector) of those papers that have one."""
-        ...
-
     def last_drop(self) -> int:
         """The id of the latest vector dropped from the store."""
         ...
@@ -95,6 +91,29 @@ def unpack_rows(blob: bytes, dim: int) -> tuple[NDArray[np.int8], NDArray[np.flo
     raw = np.frombuffer(blob, dtype=np.uint8).reshape(-1, 4 + dim)
     scales = raw[:, :4].copy().view(np.float32).reshape(-1)
     return raw[:, 4:].view(np.int8), scales
+
+
+def best_cosines(
+    ints: NDArray[np.int8], scales: NDArray[np.float32], queries: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """Each packed vector's (int8 rows, their scales) best cosine over the query rows."""
+    import numpy as np
+
+    best: NDArray[np.float32] = (ints.astype(np.float32) @ queries.T).max(axis=1) * scales
+    return best
+
+
+def read_rows(file: int, size: int, offsets: Iterable[int], name: object) -> bytes:
+    """`size` bytes at each offset of an open file (`name` says which, if it is truncated), end
+    to end, read with `pread`: the page cache holds them, not this process (a mapped file's
+    pages would count in its memory)."""
+    import os
+
+    offsets = list(offsets)
+    data = b"".join([os.pread(file, size, at) for at in offsets])
+    if len(data) != size * len(offsets):
+        raise ValueError(f"{name} is truncated")
+    return data
 
 
 def top_k(
@@ -194,12 +213,9 @@ class VectorIndex:
 
         if pool is not None:
             at = np.fromiter((self._position[r] for r in pool if r in self._position), np.int64)
-            sims = (self._rows[at].astype(np.float32) @ queries.T) * self._scales[at, None]
-            best = sims.max(axis=1) if len(at) else np.zeros(0, np.float32)
-            return self._rowids[at], best
+            return self._rowids[at], best_cosines(self._rows[at], self._scales[at], queries)
         best = np.empty(self._size, dtype=np.float32)
         for start in range(0, self._size, self._BLOCK):
             end = min(start + self._BLOCK, self._size)
-            block = self._rows[start:end].astype(np.float32) @ queries.T
-            best[start:end] = (block * self._scales[start:end, None]).max(axis=1)
+            best[start:end] = best_cosines(self._rows[start:end], self._scales[start:end], queries)
         return self._rowids[: self._size].copy(), best

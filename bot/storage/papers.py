@@ -411,15 +411,6 @@ class Papers:
         for rowid, blob in self._conn.execute(sql, [model, after]):
             yield int(rowid), bytes(blob)
 
-    def vectors_of(self, model: str, rowids: Collection[int]) -> Iterator[tuple[int, bytes]]:
-        """The stored (rowid, vector bytes) of those papers that have one."""
-        sql = (
-            "SELECT paper_rowid, vec FROM paper_vectors WHERE model = ? AND paper_rowid IN "
-            "(SELECT value FROM json_each(?))"
-        )
-        for rowid, blob in self._conn.execute(sql, [model, json.dumps(list(rowids))]):
-            yield int(rowid), bytes(blob)
-
     def vector_rows(
         self, model: str, rowids: Collection[int]
     ) -> Iterator[tuple[int, bytes, bytes | None]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from bot.runtime import BACKSTOP_PAGES, StoreRunner
+from bot.runtime import BACKGROUND_SHARE, BACKSTOP_PAGES, StoreRunner
 from bot.storage import Store
 
 
@@ -69,6 +70,64 @@ async def test_a_slow_call_does_not_block_the_event_loop() -> None:
         task.cancel()
         # A blocked loop would have managed none or one beat in that time.
         assert beats >= 10
+    finally:
+        await runner.close()
+
+
+async def _queued_behind_a_gate(
+    runner: StoreRunner, submit: list[tuple[str, str, float]]
+) -> list[str]:
+    """Submit `(name, kind, seconds)` calls while the store thread is held, release it and
+    return the names in the order they ran. Background work is owed its share after the gate's
+    50 ms, so a 5 ms "turn" of it is queued first: it runs before any command."""
+    ran: list[str] = []
+    gate = threading.Event()
+    held = asyncio.ensure_future(runner.call(lambda s: gate.wait(5)))
+    await asyncio.sleep(0.05)  # the thread is inside the gate call now
+    kinds = {"first": runner.first, "call": runner.call, "background": runner.background}
+
+    def job(store: Store, name: str, seconds: float) -> None:
+        time.sleep(seconds)
+        ran.append(name)
+
+    calls = []
+    for name, kind, seconds in [("turn", "background", 0.005), *submit]:
+        calls.append(asyncio.ensure_future(kinds[kind](job, name, seconds)))
+        await asyncio.sleep(0)  # each reaches the queue in this order
+    gate.set()
+    await asyncio.gather(held, *calls)
+    return ran
+
+
+async def test_first_goes_ahead_of_commands_and_commands_ahead_of_bulk_work() -> None:
+    runner = StoreRunner(Store.open(":memory:"))
+    try:
+        ran = await _queued_behind_a_gate(
+            runner,
+            [("bulk", "background", 0), ("command", "call", 0), ("ledger", "first", 0)],
+        )
+        assert ran == ["ledger", "turn", "command", "bulk"]
+    finally:
+        await runner.close()
+
+
+async def test_bulk_work_keeps_its_share_under_a_flood_of_commands() -> None:
+    # Strict priority ran all the commands first: a digest run due during 100 look-ups a
+    # second on a slow host sent nothing.
+    runner = StoreRunner(Store.open(":memory:"))
+    try:
+        ran = await _queued_behind_a_gate(
+            runner,
+            [(f"bulk{n}", "background", 0.002) for n in range(4)]
+            + [(f"command{n}", "call", 0.002) for n in range(60)],
+        )
+        bulk = [i for i, name in enumerate(ran) if name.startswith("bulk")]
+        assert ran[:2] == ["turn", "command0"]  # after its turn, a waiting command comes first
+        assert bulk[-1] < len(ran) - 1  # all the bulk work ran amid the commands
+        # Each bulk call waits for about (1 - share) / share of its own time in commands.
+        gaps = [b - a - 1 for a, b in itertools.pairwise(bulk)]
+        expected = (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE
+        assert all(expected / 3 <= gap <= expected * 3 for gap in gaps), (gaps, ran)
     finally:
         await runner.close()
 

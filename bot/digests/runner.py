@@ -149,11 +149,12 @@ class _LedgerWriter:
             await asyncio.sleep(0)
             batch, self._queue = self._queue, []
             try:
-                # Ahead of bulk work, as a command is: a flush takes about a millisecond and
-                # every send in flight waits for it; behind a busy ingest and 100 look-ups a
-                # second, digests crawled (50 in 30 s, against 320 before messages were
-                # recorded). One flush at a time, so a look-up waits for one at most.
-                await self.runner.call(_record, [op for op, _ in batch])
+                # Ahead of bulk work and of commands: a flush takes about a millisecond and
+                # every send in flight waits for it. Behind a busy ingest, digests crawled (50 in
+                # 30 s, against 320 before messages were recorded); behind look-ups piling up
+                # faster than the store thread served them, 24 went out in 30 s. One flush at a
+                # time, so a look-up waits for one at most.
+                await self.runner.first(_record, [op for op, _ in batch])
             except Exception as error:
                 for _, done in batch:
                     done.set_exception(error)

@@ -266,7 +266,7 @@ def _chat_adapters(settings: Settings, bot: PaperBot, registry: Adapters) -> lis
     Each platform's module (and library: bolt, discord.py) is imported only when it is used.
     """
     found: list[Adapter] = []
-    if settings.slack_bot_token:
+    if settings.slack_bot_token or settings.slack_client_id:
         from adapters.slack_app import slack_adapter
 
         found.append(slack_adapter(settings, bot, registry))

@@ -110,7 +110,6 @@ def caller_of(interaction: discord.Interaction[Any]) -> Caller:
         platform="discord",
         user_id=str(interaction.user.id),
         channel_id=str(interaction.channel_id or "") if in_guild else "",
-        workspace=str(interaction.guild_id or ""),
         can_manage_channel=in_guild and (perms.manage_guild or perms.manage_channels),
     )
 

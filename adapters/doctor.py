@@ -55,7 +55,9 @@ def check_adapters(settings: Settings) -> list[Finding]:
     bot_token = _secret(settings.slack_bot_token)
     app_token = _secret(settings.slack_app_token)
     signing = _secret(settings.slack_signing_secret)
-    if not bot_token:
+    if settings.slack_client_id:
+        found += check_slack_oauth(settings)
+    elif not bot_token:
         found.append(Finding("--", "slack", "will not start: SLACK_BOT_TOKEN is not set"))
     elif not bot_token.startswith("xoxb-"):
         found.append(Finding("FAIL", "slack", "SLACK_BOT_TOKEN is not a bot token (xoxb-...)"))
@@ -89,8 +91,39 @@ def check_adapters(settings: Settings) -> list[Finding]:
         found.append(
             Finding("ok", "discord", f"will start (application {app_id}; commands sync {where})")
         )
-    if not bot_token and not discord_token:
+    if not bot_token and not settings.slack_client_id and not discord_token:
         found.append(Finding("ok", "console", "will start: no chat tokens are set"))
+    return found
+
+
+def check_slack_oauth(settings: Settings) -> list[Finding]:
+    """OAuth mode (`SLACK_CLIENT_ID`): complete or not, and where workspaces install."""
+    from adapters.slack_oauth import INSTALL_PATH, oauth_problem
+
+    problem = oauth_problem(settings)
+    if problem:
+        return [Finding("FAIL", "slack", problem)]
+    where = f"{settings.http_host}:{settings.http_port}"
+    found = [
+        Finding(
+            "ok",
+            "slack",
+            f"will start in OAuth mode (many workspaces): they install at {where}{INSTALL_PATH}",
+        )
+    ]
+    if settings.slack_bot_token:
+        found.append(
+            Finding(
+                "warn",
+                "slack",
+                "SLACK_BOT_TOKEN is not used in OAuth mode (each workspace's token comes "
+                "from its install): unset it, or unset SLACK_CLIENT_ID for one workspace",
+            )
+        )
+    if not SIGNING_SECRET.match(_secret(settings.slack_signing_secret)):
+        found.append(
+            Finding("warn", "slack", "SLACK_SIGNING_SECRET is not 32 hex digits as Slack's are")
+        )
     return found
 
 
@@ -165,7 +198,7 @@ def check_slack_scopes(
     from adapters.slack_app import guarantee, missing_recovery_scopes
 
     token = _secret(settings.slack_bot_token)
-    if not token.startswith("xoxb-"):
+    if not token.startswith("xoxb-") or settings.slack_client_id:
         return []
     url = (settings.slack_api_url or "https://slack.com/api/").rstrip("/") + "/auth.test"
     try:
@@ -205,7 +238,9 @@ def check_port(settings: Settings, running: bool = False) -> list[Finding]:
     where = f"{settings.http_host}:{settings.http_port}"
     if running:
         return [Finding("ok", "http", f"{where} is served by the running paperbot")]
-    slack_http = bool(settings.slack_bot_token) and not settings.slack_app_token
+    slack_http = bool(settings.slack_bot_token or settings.slack_client_id) and not (
+        settings.slack_app_token
+    )
     try:
         with socket.create_server((settings.http_host, settings.http_port)):
             pass

@@ -8,6 +8,10 @@ Retry-After) and connection errors.
 
 Channel subscriptions: a workspace admin or owner (Slack's `users.info`) or the person who
 added the bot to the channel (the `member_joined_channel` event's inviter) may change them.
+
+Two modes: one workspace with `SLACK_BOT_TOKEN`, or many with OAuth (`SLACK_CLIENT_ID` and
+`SLACK_CLIENT_SECRET`; `adapters.slack_oauth`). Either way every call uses the token of the
+team the payload or the subscriber belongs to, and subscribers are keyed by team.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import functools
 import json
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
@@ -44,6 +49,7 @@ from adapters.slack_blocks import (
     reply_messages,
     section,
 )
+from adapters.slack_oauth import INSTALL_PATH, REDIRECT_PATH, SlackOAuth, oauth_problem
 from bot.commands import Action, Command, parse_command
 from bot.config import Settings
 from bot.errors import DestinationGone, LookupUnavailable, PostRejected
@@ -124,12 +130,26 @@ async def log_guarantee(client: AsyncWebClient) -> None:
         log.info("slack digests are %s", guarantee(missing))
 
 
-def web_client(token: str, api_url: str | None = None) -> AsyncWebClient:
-    """A Web API client with retries for rate limits and dropped connections."""
+def web_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
+    """A Web API client with retries for rate limits and dropped connections (no token: the
+    base that OAuth mode's per-team clients copy)."""
     client = AsyncWebClient(token=token, base_url=api_url or AsyncWebClient.BASE_URL)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
     return client
+
+
+# The Web API client of a team: the one client in single-workspace mode, else its own token's.
+TeamClient = Callable[[str], Awaitable[AsyncWebClient]]
+
+
+def one_workspace(client: AsyncWebClient) -> TeamClient:
+    """Every team's client is this one (single-workspace mode, `SLACK_BOT_TOKEN`)."""
+
+    async def client_for(team: str) -> AsyncWebClient:
+        return client
+
+    return client_for
 
 
 class SlackDestination:
@@ -138,37 +158,46 @@ class SlackDestination:
     Each message carries its ledger key and part in Slack message metadata, so a message cut
     by a crash can be found with `conversations.history` (scopes `im:history`,
     `channels:history`, `groups:history`). Those calls are paced to one per
-    `history_interval` seconds: Slack's 2025 limit for apps outside the Marketplace is one a
-    minute, with at most 15 messages each.
+    `history_interval` seconds for each team: Slack's 2025 limit for apps outside the
+    Marketplace is one a minute per workspace, with at most 15 messages each.
+
+    Each subscriber's team (its `workspace`) picks the client, and so the token, through
+    `clients`: an `AsyncWebClient` serves every team (single-workspace mode).
     """
 
     platform = "slack"
 
     def __init__(
-        self, client: AsyncWebClient, history_interval: float = HISTORY_INTERVAL_SECONDS
+        self,
+        clients: TeamClient | AsyncWebClient,
+        history_interval: float = HISTORY_INTERVAL_SECONDS,
     ) -> None:
-        self.client = client
+        if isinstance(clients, AsyncWebClient):
+            clients = one_workspace(clients)
+        self.client_for = clients
         self.history_interval = history_interval
-        self._last_post: dict[str, float] = {}
-        self._dm_channels: dict[str, str] = {}
-        self._history_lock = asyncio.Lock()
-        self._last_history: float | None = None
+        # By (team, channel or user): ids are unique within a team only.
+        self._last_post: dict[tuple[str, str], float] = {}
+        self._dm_channels: dict[tuple[str, str], str] = {}
+        self._history_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._last_history: dict[str, float] = {}
 
-    async def _pace(self, channel: str) -> None:
-        last = self._last_post.get(channel)
+    async def _pace(self, team: str, channel: str) -> None:
+        last = self._last_post.get((team, channel))
         if last is not None:
             wait = CHANNEL_POST_INTERVAL - (time.monotonic() - last)
             if wait > 0:
                 await asyncio.sleep(wait)
-        self._last_post[channel] = time.monotonic()
+        self._last_post[team, channel] = time.monotonic()
 
-    async def _channel_for(self, subscriber: Subscriber) -> str:
+    async def _channel_for(self, client: AsyncWebClient, subscriber: Subscriber) -> str:
         if subscriber.kind != "user":
             return subscriber.address
-        channel = self._dm_channels.get(subscriber.address)
+        key = (subscriber.workspace, subscriber.address)
+        channel = self._dm_channels.get(key)
         if channel is None:
-            opened = await self.client.conversations_open(users=subscriber.address)
-            channel = self._dm_channels[subscriber.address] = str(opened["channel"]["id"])
+            opened = await client.conversations_open(users=subscriber.address)
+            channel = self._dm_channels[key] = str(opened["channel"]["id"])
         return channel
 
     def render(self, digest: Digest, key: str) -> list[str]:
@@ -192,9 +221,10 @@ class SlackDestination:
         """Post one rendered message; returns its ts."""
         message = json.loads(body)
         try:
-            channel = await self._channel_for(subscriber)
-            await self._pace(channel)
-            posted = await self.client.chat_postMessage(channel=channel, **message)
+            client = await self.client_for(subscriber.workspace)
+            channel = await self._channel_for(client, subscriber)
+            await self._pace(subscriber.workspace, channel)
+            posted = await client.chat_postMessage(channel=channel, **message)
             return str(posted["ts"])
         except SlackApiError as exc:
             raise _translated(subscriber, exc) from exc
@@ -204,10 +234,13 @@ class SlackDestination:
     ) -> str | None:
         """The ts of part `part` of digest `key` if it was posted between `since` and `until`."""
         try:
-            channel = await self._channel_for(subscriber)
+            client = await self.client_for(subscriber.workspace)
+            channel = await self._channel_for(client, subscriber)
             cursor: str | None = None
             while True:
-                page = await self._history(channel, since, until, cursor)
+                page = await self._history(
+                    client, subscriber.workspace, channel, since, until, cursor
+                )
                 for message in page.get("messages") or []:
                     payload = (message.get("metadata") or {}).get("event_payload") or {}
                     # Digests posted before parts were recorded carry no part: they were one.
@@ -225,17 +258,24 @@ class SlackDestination:
             raise _translated(subscriber, exc) from exc
 
     async def _history(
-        self, channel: str, since: datetime, until: datetime, cursor: str | None
+        self,
+        client: AsyncWebClient,
+        team: str,
+        channel: str,
+        since: datetime,
+        until: datetime,
+        cursor: str | None,
     ) -> Any:
-        # One call at a time, `history_interval` apart (Tier 1); a 429 beyond that is waited
-        # out by the client's retry handler, which honours Retry-After.
-        async with self._history_lock:
-            if self._last_history is not None:
-                wait = self.history_interval - (time.monotonic() - self._last_history)
+        # One call at a time per team, `history_interval` apart (Tier 1); a 429 beyond that is
+        # waited out by the client's retry handler, which honours Retry-After.
+        async with self._history_locks[team]:
+            last = self._last_history.get(team)
+            if last is not None:
+                wait = self.history_interval - (time.monotonic() - last)
                 if wait > 0:
                     await asyncio.sleep(wait)
             try:
-                return await self.client.conversations_history(
+                return await client.conversations_history(
                     channel=channel,
                     oldest=f"{since.timestamp():.6f}",
                     latest=f"{until.timestamp():.6f}",
@@ -245,7 +285,7 @@ class SlackDestination:
                     cursor=cursor,
                 )
             finally:
-                self._last_history = time.monotonic()
+                self._last_history[team] = time.monotonic()
 
 
 def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
@@ -258,12 +298,29 @@ def _translated(subscriber: Subscriber, exc: SlackApiError) -> Exception:
 
 
 def slack_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> SlackAdapter:
-    """The Slack adapter as the settings describe it: Socket Mode with an app token, else HTTP."""
-    assert settings.slack_bot_token is not None
-    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    """The Slack adapter as the settings describe it: OAuth mode with a client id (HTTP, many
+    workspaces), else one workspace's bot token by Socket Mode with an app token, else HTTP."""
     signing = settings.slack_signing_secret
     secret = signing.get_secret_value() if signing else ""
     app_token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else None
+    history = settings.slack_history_interval_seconds
+    if settings.slack_client_id:
+        problem = oauth_problem(settings)
+        if problem:
+            raise Misconfigured(problem)
+        assert settings.slack_client_secret is not None
+        client = web_client(None, settings.slack_api_url)
+        oauth = SlackOAuth(
+            settings.db_path,
+            settings.slack_client_id,
+            settings.slack_client_secret.get_secret_value(),
+            client,
+        )
+        return SlackAdapter(
+            bot, client, secret, oauth=oauth, registry=registry, history_interval=history
+        )
+    assert settings.slack_bot_token is not None
+    client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     if not app_token and not secret:
         raise Misconfigured("Slack HTTP mode needs SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN).")
     return SlackAdapter(
@@ -272,7 +329,7 @@ def slack_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> Slac
         secret or "socket-mode",
         app_token=app_token,
         registry=registry,
-        history_interval=settings.slack_history_interval_seconds,
+        history_interval=history,
     )
 
 
@@ -344,19 +401,35 @@ class SlackAdapter(Adapter):
         client: AsyncWebClient,
         signing_secret: str,
         *,
+        oauth: SlackOAuth | None = None,
         app_token: str | None = None,
         registry: Adapters | None = None,
         history_interval: float = HISTORY_INTERVAL_SECONDS,
     ) -> None:
         self.bot = bot
-        self.client = client
+        self.client = client  # the one workspace's; in OAuth mode a base with no token
+        self.oauth = oauth
         # With an app-level token Slack is reached by Socket Mode, else it posts to PATH.
         self.app_token = app_token
         self.registry = registry or Adapters()
-        self.destination = SlackDestination(client, history_interval)
+        self.destination = SlackDestination(
+            oauth.teams.client if oauth else client, history_interval
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._socket: AsyncSocketModeHandler | None = None
-        self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        if oauth is None:
+            self.app = AsyncApp(client=client, signing_secret=signing_secret)
+        else:
+            # bolt's install pages and `authorize`: each request gets its team's client.
+            self.app = AsyncApp(
+                client=client,
+                signing_secret=signing_secret,
+                oauth_settings=oauth.settings,
+                # bolt takes an AsyncAuthorize instance as it is, whatever its annotation says.
+                authorize=oauth.authorize,  # type: ignore[arg-type]
+            )
+            self.app.event("app_uninstalled")(self._answering(self._uninstalled))
+            self.app.event("tokens_revoked")(self._answering(self._tokens_revoked))
         self.app.middleware(self._identify)
         self.app.command("/papers")(self._answering(self._command))
         for action_id in BUTTON_ACTIONS:
@@ -407,14 +480,25 @@ class SlackAdapter(Adapter):
         log.error("slack %s failed: %r%s", self._listener(body), error, untold, exc_info=error)
 
     def mount(self, web_app: web.Application) -> bool:
-        """In HTTP mode, Slack's requests arrive at PATH on the bot's server (with /healthz)."""
+        """In HTTP mode, Slack's requests arrive at PATH on the bot's server (with /healthz);
+        in OAuth mode the install page and its redirect are served there too."""
         if self.app_token:
             return False
-        web_app.router.add_post(self.PATH, self.app.server(path=self.PATH).handle_post_requests)
+        server = self.app.server(path=self.PATH)
+        web_app.router.add_post(self.PATH, server.handle_post_requests)
+        if self.oauth is not None:
+            web_app.router.add_get(INSTALL_PATH, server.handle_get_requests)
+            web_app.router.add_get(REDIRECT_PATH, server.handle_get_requests)
         return True
 
     async def start(self) -> str:
         """Connect Socket Mode in the background, or be ready for HTTP mode's requests."""
+        if self.oauth is not None:
+            self.registry.set(self.platform, "ok")
+            return (
+                f"Slack adapter started (OAuth mode, many workspaces: install at "
+                f"{INSTALL_PATH}, events at {self.PATH})."
+            )
         # In the background: a slow Slack must not hold up the start.
         self._tasks.append(asyncio.create_task(log_guarantee(self.client), name="slack-scopes"))
         if not self.app_token:
@@ -475,11 +559,11 @@ class SlackAdapter(Adapter):
             context["command"] = command
         await next_()
 
-    async def _can_manage(self, user_id: str, channel_id: str) -> bool:
-        if channel_id and await self.bot.is_channel_manager("slack", channel_id, user_id):
+    async def _can_manage(self, caller: Caller, client: AsyncWebClient) -> bool:
+        if caller.channel_id and await self.bot.is_channel_manager(caller):
             return True
         try:
-            info = await self.client.users_info(user=user_id)
+            info = await client.users_info(user=caller.user_id)
         except SlackApiError as exc:
             log.warning("users.info failed: %s", error_code(exc))
             return False
@@ -513,7 +597,7 @@ class SlackAdapter(Adapter):
         command: Command = context["command"]
         if command.needs_channel_permission:
             # Asked after the ack, not in the middleware: users.info must not hold up the 3 s.
-            manager = await self._can_manage(caller.user_id, caller.channel_id)
+            manager = await self._can_manage(caller, context.client)
             caller = replace(caller, can_manage_channel=manager)
         reply = await self.bot.run(caller, command)
         if share:
@@ -521,31 +605,69 @@ class SlackAdapter(Adapter):
         else:
             await self._respond(respond, reply, shareable=shareable)
         if command.changes_subscriptions and not command.channel and not reply.error:
-            await self.publish_home(caller)
+            await self.publish_home(caller, context.client)
 
-    async def publish_home(self, caller: Caller) -> None:
-        """Show the user's topics and settings on the App Home tab."""
+    async def publish_home(self, caller: Caller, client: AsyncWebClient) -> None:
+        """Show the user's topics and settings on the App Home tab (with their team's client)."""
         reply = await self.bot.run(caller, Command("list"))
         blocks = [header("Your paper digest"), *reply_messages(reply)[0]]
         blocks.append(section("`/papers help` lists every command."))
         try:
-            await self.client.views_publish(
+            await client.views_publish(
                 user_id=caller.user_id, view={"type": "home", "blocks": blocks[:MAX_BLOCKS]}
             )
         except SlackApiError as exc:
             log.warning("views.publish failed: %s", error_code(exc))
 
-    async def _member_joined(self, event: dict[str, Any], context: Any) -> None:
+    async def _member_joined(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         # When the bot itself joins, whoever invited it may manage the channel's digests.
         if event.get("user") == context.get("bot_user_id") and event.get("inviter"):
-            await self.bot.record_channel_manager(
-                "slack", str(event.get("channel")), str(event["inviter"])
-            )
+            team = context["caller"].workspace
+            inviter = Caller("slack", str(event["inviter"]), str(event.get("channel")), team)
+            await self.bot.record_channel_manager(inviter)
 
     async def _home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         if event.get("tab", "home") != "home":
             return
-        await self.publish_home(context["caller"])
+        await self.publish_home(context["caller"], context.client)
+
+    # -- OAuth mode: a workspace leaving -----------------------------------------------------------
+
+    async def _uninstalled(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        """The app was uninstalled from a workspace: forget its tokens and its data."""
+        assert self.oauth is not None
+        await self.oauth.installations.async_delete_all(
+            enterprise_id=context.enterprise_id, team_id=context.team_id
+        )
+        await self._forget(context.team_id, "uninstalled the app")
+
+    async def _tokens_revoked(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """Tokens were revoked: without the bot's, nothing can be sent there any more."""
+        assert self.oauth is not None
+        tokens = event.get("tokens") or {}
+        for user_id in tokens.get("oauth") or []:
+            await self.oauth.installations.async_delete_installation(
+                enterprise_id=context.enterprise_id, team_id=context.team_id, user_id=user_id
+            )
+        if tokens.get("bot"):
+            await self.oauth.installations.async_delete_all(
+                enterprise_id=context.enterprise_id, team_id=context.team_id
+            )
+            await self._forget(context.team_id, "revoked the bot's token")
+
+    async def _forget(self, team: str | None, why: str) -> None:
+        if not team:
+            return
+        gone = await self.bot.forget_workspace(self.platform, team)
+        log.info(
+            "slack workspace %s %s: its installation and %d subscribers (topics, mutes, "
+            "signals, digests pending) are deleted",
+            team,
+            why,
+            gone,
+        )
 
     @staticmethod
     async def _respond(

@@ -392,7 +392,9 @@ class Handler:
 
     def _existing(self, caller: Caller, channel: bool) -> Subscriber | None:
         kind, address = ("channel", caller.channel_id) if channel else ("user", caller.user_id)
-        return self.store.subscribers.find(caller.platform, kind, address) if address else None
+        if not address:
+            return None
+        return self.store.subscribers.find(caller.platform, kind, address, caller.workspace)
 
     @staticmethod
     def _require_manager(caller: Caller) -> None:

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_api_url: str | None = Field(None, validation_alias="SLACK_API_URL")
+    # OAuth mode: many workspaces install the app; their tokens are kept in the database.
+    slack_client_id: str | None = Field(None, validation_alias="SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = Field(None, validation_alias="SLACK_CLIENT_SECRET")
     # Slack allows apps outside the Marketplace 1 conversations.history call a minute (2025).
     slack_history_interval_seconds: float = Field(
         60.0, ge=0, le=3600, validation_alias="SLACK_HISTORY_INTERVAL_SECONDS"

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 REDACTED = "[redacted]"
+# Slack tokens by their shape (xoxb-, xoxp-, xoxe.xoxb- rotating, xoxe- refresh, xapp-): in
+# OAuth mode each workspace's token comes from the database, not the settings, and slack_sdk
+# logs oauth.v2.access's answers (the new tokens) at DEBUG.
+TOKEN_SHAPE = re.compile(r"\b(?:xox[a-z]|xapp)[.-][\w.-]+")
 
 
 class JsonFormatter(logging.Formatter):
@@ -32,7 +37,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces every occurrence of the given secret values in a record with `[redacted]`."""
+    """Replaces every occurrence of the given secret values, and anything shaped like a Slack
+    token, in a record with `[redacted]`."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -42,12 +48,10 @@ class RedactSecrets(logging.Filter):
     def _clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return text
+        return TOKEN_SHAPE.sub(REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message (and traceback) without the secrets; keep the record."""
-        if not self.secrets:
-            return True
         record.msg, record.args = self._clean(record.getMessage()), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

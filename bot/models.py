@@ -128,7 +128,7 @@ class Subscriber:
     platform: str
     kind: str  # "user" or "channel"
     address: str
-    workspace: str
+    workspace: str  # where `address` is unique: a Slack team; "" where ids are global
     settings: DigestSettings
     created_at: datetime
     next_due_at: datetime | None = None
@@ -137,7 +137,8 @@ class Subscriber:
     @property
     def label(self) -> str:
         """Short text naming the subscriber in logs (ids only, never tokens)."""
-        return f"{self.platform}:{self.kind}:{self.address}"
+        where = f"{self.workspace}/" if self.workspace else ""
+        return f"{self.platform}:{self.kind}:{where}{self.address}"
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class Caller:
     platform: str
     user_id: str
     channel_id: str = ""
+    # Where the ids are unique: the Slack team; "" where they are global (Discord, console).
     workspace: str = ""
     can_manage_channel: bool = False  # decided by the adapter from platform permissions
 

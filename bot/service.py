@@ -89,7 +89,9 @@ class PaperBot:
 
         def read(store: Store) -> list[str]:
             rows = store.subscribers
-            subscriber = rows.find(caller.platform, kind, address) if address else None
+            if not address:
+                return []
+            subscriber = rows.find(caller.platform, kind, address, caller.workspace)
             return [t.text for t in rows.topics(subscriber.id)] if subscriber else []
 
         return list(await self.runner.call(read))
@@ -109,18 +111,30 @@ class PaperBot:
                 out.append((shown, form))
         return out[:limit]
 
-    async def record_channel_manager(self, platform: str, channel: str, user_id: str) -> None:
-        """The user added the bot to a channel: they may manage its subscriptions."""
+    async def record_channel_manager(self, caller: Caller) -> None:
+        """The caller added the bot to their channel: they may manage its subscriptions."""
         now = self.clock()
         await self.runner.call(
-            lambda store: store.subscribers.add_channel_manager(platform, channel, user_id, now)
+            lambda store: store.subscribers.add_channel_manager(
+                caller.platform, caller.workspace, caller.channel_id, caller.user_id, now
+            )
         )
 
-    async def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
-        """Whether the user added the bot to the channel."""
+    async def is_channel_manager(self, caller: Caller) -> bool:
+        """Whether the caller added the bot to the channel they are in."""
         return bool(
             await self.runner.call(
-                lambda store: store.subscribers.is_channel_manager(platform, channel, user_id)
+                lambda store: store.subscribers.is_channel_manager(
+                    caller.platform, caller.workspace, caller.channel_id, caller.user_id
+                )
+            )
+        )
+
+    async def forget_workspace(self, platform: str, workspace: str) -> int:
+        """A workspace removed the app: delete its subscribers and all that hangs on them."""
+        return int(
+            await self.runner.call(
+                lambda store: store.subscribers.forget_workspace(platform, workspace)
             )
         )
 

@@ -56,7 +56,7 @@ class Subscriptions:
         settings: DigestSettings | None = None,
     ) -> Subscriber:
         """The subscriber for a DM user or channel, created with default settings if new."""
-        existing = self.rows.find(platform, kind, address)
+        existing = self.rows.find(platform, kind, address, workspace)
         if existing is not None:
             return existing
         settings = settings or DigestSettings()

@@ -178,7 +178,7 @@ def test_unknown_and_misspelled(handler: Handler) -> None:
 
 def test_undeliverable_notice_once(handler: Handler) -> None:
     ask(handler, ALICE, "subscribe MoE", NOW)
-    subscriber = handler.store.subscribers.find("slack", "user", "U1")
+    subscriber = handler.store.subscribers.find("slack", "user", "U1", "T1")
     assert subscriber is not None
     handler.store.subscribers.set_undeliverable(subscriber.id, "DMs closed")
     first = ask(handler, ALICE, "list", NOW)

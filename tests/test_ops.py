@@ -310,6 +310,8 @@ def doctor(env: dict[str, str], tmp_path: Path, base: str) -> tuple[int, str]:
         "SLACK_APP_TOKEN": "",
         "SLACK_SIGNING_SECRET": "",
         "SLACK_API_URL": "http://127.0.0.1:9/api/",  # nothing listens there
+        "SLACK_CLIENT_ID": "",
+        "SLACK_CLIENT_SECRET": "",
         "DISCORD_TOKEN": "",
         **env,
     }
@@ -388,6 +390,44 @@ def test_doctor_fails_when_slack_http_cannot_get_its_port(
         }
         code, out = doctor(env, tmp_path, source_server)
     assert code == 1 and f"FAIL  http      cannot listen on 127.0.0.1:{port}" in out
+
+
+OAUTH = {"SLACK_CLIENT_ID": "1111.2222", "SLACK_CLIENT_SECRET": "s" * 32}
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "line"),
+    [
+        (
+            {**OAUTH, "SLACK_SIGNING_SECRET": "0" * 32},
+            0,
+            "ok    slack     will start in OAuth mode (many workspaces): they install at "
+            "127.0.0.1:0/slack/install",
+        ),
+        (
+            {"SLACK_CLIENT_ID": "1111.2222", "SLACK_SIGNING_SECRET": "0" * 32},
+            1,
+            "FAIL  slack     Slack OAuth mode needs SLACK_CLIENT_SECRET with SLACK_CLIENT_ID.",
+        ),
+        (OAUTH, 1, "FAIL  slack     Slack OAuth mode needs SLACK_SIGNING_SECRET"),
+        (
+            {**OAUTH, "SLACK_SIGNING_SECRET": "0" * 32, "SLACK_APP_TOKEN": "xapp-1"},
+            1,
+            "FAIL  slack     Slack OAuth mode serves installs and events over HTTP",
+        ),
+        (
+            {**OAUTH, "SLACK_SIGNING_SECRET": "0" * 32, "SLACK_BOT_TOKEN": "xoxb-1"},
+            0,
+            "warn  slack     SLACK_BOT_TOKEN is not used in OAuth mode",
+        ),
+    ],
+)
+def test_doctor_says_whether_slack_oauth_mode_is_complete(
+    tmp_path: Path, source_server: str, env: dict[str, str], code: int, line: str
+) -> None:
+    exit_code, out = doctor(env, tmp_path, source_server)
+    assert exit_code == code and line in out, out
+    assert "console" not in out and "s" * 32 not in out
 
 
 class _Healthz(BaseHTTPRequestHandler):

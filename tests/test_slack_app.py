@@ -694,7 +694,7 @@ def button_values(answer: dict[str, Any], action_id: str) -> list[str]:
 
 async def signals_and_muted(runner: StoreRunner, topic_id: int, user: str = "U1") -> Any:
     def read(store: Store) -> Any:
-        subscriber = store.subscribers.find("slack", "user", user)
+        subscriber = store.subscribers.find("slack", "user", user, "T1")
         muted = store.subscribers.muted(subscriber.id) if subscriber else set()
         return store.signals.of_topics([topic_id]).get(topic_id, []), muted
 
@@ -707,7 +707,7 @@ async def test_relevant_and_not_relevant_teach_the_followed_topic(
     server, runner = app_server
     await ask(server, fake_slack, command(fake_slack, "subscribe kv-cache"))
     topic_id = await runner.call(
-        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1").id)[0].id
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1", "T1").id)[0].id
     )
     lookup = await ask(server, fake_slack, command(fake_slack, "kv-cache"))
     relevant = button_values(lookup, "relevant")
@@ -762,7 +762,7 @@ async def test_an_old_not_relevant_button_still_mutes_and_teaches_nothing(
     answer = await ask(server, fake_slack, button(fake_slack, "not_relevant", paper.id))
     assert "won't show you" in json.dumps(answer) and "leave out" not in json.dumps(answer)
     topic_id = await runner.call(
-        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1").id)[0].id
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U1", "T1").id)[0].id
     )
     signals, muted = await signals_and_muted(runner, topic_id)
     assert signals == [] and muted == {paper.id}
@@ -804,7 +804,7 @@ async def test_nobody_can_teach_someone_elses_topic(app_server, fake_slack: Fake
     server, runner = app_server
     await ask(server, fake_slack, command(fake_slack, "subscribe kv-cache", user="U2"))
     topic_id = await runner.call(
-        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U2").id)[0].id
+        lambda s: s.subscribers.topics(s.subscribers.find("slack", "user", "U2", "T1").id)[0].id
     )
     paper = await runner.call(lambda s: s.papers.by_rowid([1])[1])
     forged = f"{topic_id}:{paper.id}"

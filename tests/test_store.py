@@ -1,7 +1,7 @@
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.models import Paper
+from bot.models import DigestSettings, Paper
 from bot.storage import Store
 from tests.conftest import NOW
 
@@ -72,3 +72,72 @@ def test_cursors(store: Store) -> None:
     store.sources.set_cursor("hf", "2026-11-19", NOW)
     store.sources.set_cursor("hf", "2026-11-20", NOW)
     assert store.sources.cursor("hf") == "2026-11-20"
+
+
+def test_workspaces_key_subscribers_after_m014(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sqlite_utils import Database
+
+    from bot.storage.migrations import migrations
+
+    path = tmp_path / "old.db"
+    old = Database(str(path))
+    migrations.apply(old, stop_before="m014_workspaces")
+    made = "2026-11-01T00:00:00Z"
+    for platform, address, workspace in [("slack", "U1", "T1"), ("discord", "42", "G1")]:
+        old.execute(
+            "INSERT INTO subscribers (platform, kind, address, workspace, tz, digest_time, days, "
+            "created_at) VALUES (?, 'user', ?, ?, 'UTC', '09:00', '0,1,2,3,4', ?)",
+            [platform, address, workspace, made],
+        )
+    old.execute(
+        "INSERT INTO channel_managers (platform, channel, user_id, created_at) "
+        "VALUES ('slack', 'C1', 'U5', ?)",
+        [made],
+    )
+    old.conn.commit()
+    old.close()
+    store = Store.open(path)
+    rows = store.subscribers
+    assert rows.find("slack", "user", "U1", "T1") is not None
+    # Discord's ids are global: a person's DM subscriptions are one set in every guild.
+    assert rows.find("discord", "user", "42") is not None
+    # A single-workspace install's channel manager belongs to its one team.
+    assert rows.is_channel_manager("slack", "T1", "C1", "U5")
+    assert not rows.is_channel_manager("slack", "T2", "C1", "U5")
+    # The same user id in another workspace is another subscriber.
+    other = rows.create("slack", "user", "U1", "T2", DigestSettings(), NOW, NOW)
+    assert other.id != rows.find("slack", "user", "U1", "T1").id  # type: ignore[union-attr]
+    store.close()
+
+
+def test_forgetting_a_workspace_takes_all_that_hangs_on_its_subscribers(store: Store) -> None:
+    from bot.storage.signals import Signal
+
+    rows, kept = store.subscribers, {}
+    for team in ("T1", "T2"):
+        subscriber = rows.create("slack", "user", "U1", team, DigestSettings(), NOW, NOW)
+        rows.add_topic(subscriber.id, "kv cache", NOW)
+        topic = rows.topics(subscriber.id)[0]
+        rows.mute(subscriber.id, "2611.00001", NOW)
+        rows.add_channel_manager("slack", team, "C1", "U1", NOW)
+        store.signals.record(Signal(topic.id, "2611.00001", True, True), "U1", NOW)
+        store.conn.execute(
+            "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, window_end, "
+            "claimed_at) VALUES (?, '2026-11-20', 'claimed', 'a', 'b', 'c')",
+            [subscriber.id],
+        )
+        store.conn.execute(
+            "INSERT INTO digest_messages VALUES (?, '2026-11-20', 0, '{}')", [subscriber.id]
+        )
+        store.conn.commit()
+        kept[team] = subscriber.id
+    assert rows.forget_workspace("slack", "T2") == 1
+    assert rows.get(kept["T2"]) is None and rows.get(kept["T1"]) is not None
+    for table in ("topics", "muted_papers", "deliveries", "digest_messages"):
+        owners = store.conn.execute(f"SELECT DISTINCT subscriber_id FROM {table}").fetchall()
+        assert owners == [(kept["T1"],)], table
+    assert store.conn.execute("SELECT count(*) FROM signals").fetchone() == (1,)
+    assert rows.is_channel_manager("slack", "T1", "C1", "U1")
+    assert not rows.is_channel_manager("slack", "T2", "C1", "U1")
+    assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert rows.forget_workspace("slack", "T2") == 0  # a second uninstall event is harmless

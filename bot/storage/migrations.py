@@ -246,3 +246,33 @@ def m013_vector_seq(db: Database) -> None:
         "BEGIN INSERT INTO vector_drops (paper_rowid, model) VALUES (old.paper_rowid, old.model);"
         " END"
     )
+
+
+@migrations()
+def m014_workspaces(db: Database) -> None:
+    """Subscribers and channel managers keyed by workspace too: a Slack app installed in many
+    workspaces sees the same user or channel id in two of them (Enterprise Grid shares ids).
+
+    `workspace` is the namespace a platform's ids are unique in: the Slack team; "" where ids
+    are global (Discord's snowflakes, the console), so Discord rows, which held the guild a
+    command came from, get "" and a person's DM subscriptions stay one set in every guild.
+    Channel managers recorded before this get the one Slack team of the subscribers, when
+    there is exactly one (a single-workspace install); otherwise "" (admins still manage).
+    """
+    db.execute("UPDATE subscribers SET workspace = '' WHERE platform != 'slack'")
+    db.execute("DROP INDEX idx_subscribers_platform_kind_address")
+    db.execute(
+        "CREATE UNIQUE INDEX subscribers_address "
+        "ON subscribers (platform, workspace, kind, address)"
+    )
+    db.table("channel_managers").add_column("workspace", str, not_null_default="")
+    teams = [
+        str(row[0])
+        for row in db.execute(
+            "SELECT DISTINCT workspace FROM subscribers "
+            "WHERE platform = 'slack' AND workspace != ''"
+        )
+    ]
+    if len(teams) == 1:
+        db.execute("UPDATE channel_managers SET workspace = ? WHERE platform = 'slack'", teams)
+    db.table("channel_managers").transform(pk=("platform", "workspace", "channel", "user_id"))

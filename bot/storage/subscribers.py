@@ -59,9 +59,14 @@ class Subscribers:
         rows = list(self._db.query(f"SELECT * FROM subscribers WHERE {where}", list(params)))
         return _row_to_subscriber(rows[0]) if rows else None
 
-    def find(self, platform: str, kind: str, address: str) -> Subscriber | None:
-        """The subscriber for a DM user or channel, if it exists."""
-        return self._one("platform = ? AND kind = ? AND address = ?", [platform, kind, address])
+    def find(
+        self, platform: str, kind: str, address: str, workspace: str = ""
+    ) -> Subscriber | None:
+        """The subscriber for a DM user or channel of a workspace, if it exists."""
+        return self._one(
+            "platform = ? AND workspace = ? AND kind = ? AND address = ?",
+            [platform, workspace, kind, address],
+        )
 
     def get(self, subscriber_id: int) -> Subscriber | None:
         """A subscriber by id, or None."""
@@ -93,7 +98,7 @@ class Subscribers:
                     utc_iso(next_due),
                 ],
             )
-        created = self.find(platform, kind, address)
+        created = self.find(platform, kind, address, workspace)
         assert created is not None
         return created
 
@@ -225,19 +230,41 @@ class Subscribers:
 
     # -- channel managers ------------------------------------------------------------------------
 
-    def add_channel_manager(self, platform: str, channel: str, user_id: str, now: datetime) -> None:
+    def add_channel_manager(
+        self, platform: str, workspace: str, channel: str, user_id: str, now: datetime
+    ) -> None:
         """Remember that a user may manage a channel (they added the bot to it)."""
         with self._conn:
             self._conn.execute(
-                "INSERT OR IGNORE INTO channel_managers (platform, channel, user_id, created_at) "
-                "VALUES (?, ?, ?, ?)",
-                [platform, channel, user_id, utc_iso(now)],
+                "INSERT OR IGNORE INTO channel_managers "
+                "(platform, workspace, channel, user_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                [platform, workspace, channel, user_id, utc_iso(now)],
             )
 
-    def is_channel_manager(self, platform: str, channel: str, user_id: str) -> bool:
+    def is_channel_manager(self, platform: str, workspace: str, channel: str, user_id: str) -> bool:
         """Whether the user added the bot to that channel."""
         row = self._conn.execute(
-            "SELECT 1 FROM channel_managers WHERE platform = ? AND channel = ? AND user_id = ?",
-            [platform, channel, user_id],
+            "SELECT 1 FROM channel_managers "
+            "WHERE platform = ? AND workspace = ? AND channel = ? AND user_id = ?",
+            [platform, workspace, channel, user_id],
         ).fetchone()
         return row is not None
+
+    # -- a workspace leaving -----------------------------------------------------------------------
+
+    def forget_workspace(self, platform: str, workspace: str) -> int:
+        """Delete a workspace's subscribers with everything that hangs on them (topics and
+        their signals, mutes, digest ledger rows) and its channel managers, in one
+        transaction; returns how many subscribers went."""
+        where = "SELECT id FROM subscribers WHERE platform = ? AND workspace = ?"
+        key = [platform, workspace]
+        with self._conn:
+            for table in ("topics", "muted_papers", "digest_messages", "deliveries"):
+                self._conn.execute(f"DELETE FROM {table} WHERE subscriber_id IN ({where})", key)
+            gone = self._conn.execute(
+                "DELETE FROM subscribers WHERE platform = ? AND workspace = ?", key
+            ).rowcount
+            self._conn.execute(
+                "DELETE FROM channel_managers WHERE platform = ? AND workspace = ?", key
+            )
+        return int(gone)

@@ -17,11 +17,23 @@
   action_ids are unique within it, button text at most 75 characters and value at most 2000;
   otherwise `invalid_blocks` (a response_url answers it with HTTP 400, as incoming webhooks do).
 - `errors` queues answers per method: 429 (with Retry-After 0) or an error code.
+- Many workspaces: `tokens` maps each bot token to its team; `auth.test` answers with the
+  token's team, posts record it, and the Tier 1 history limit is per token. OAuth
+  (`oauth=(client_id, client_secret)`): `authorize(team, scopes)` is a user clicking Allow
+  on Slack's authorize page and gives a one-time code; `oauth.v2.access` checks the client
+  credentials (HTTP Basic or form) and the code (`invalid_code` when unknown or used) and
+  installs a new bot token for the team with those scopes. With `rotation_seconds` the token
+  expires then (`token_expired`) and comes with a refresh token, which
+  `grant_type=refresh_token` exchanges for a new one. `revoke(team)` makes the team's tokens
+  answer `token_revoked`, as after an uninstall.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import itertools
 import json
 import math
 import time
@@ -101,9 +113,20 @@ class FakeSlack:
         tier1_interval: float | None = None,
         post_delay: float = 0.0,
         token: str = SLACK_TEST_TOKEN,
+        oauth: tuple[str, str] | None = None,
+        rotation_seconds: float | None = None,
     ) -> None:
         self.token = token
         self.scopes = manifest_scopes() if scopes is None else scopes
+        self.tokens: dict[str, str] = {token: "T1"}  # bot token -> its team
+        self.token_scopes: dict[str, frozenset[str]] = {}  # installed tokens' grants
+        self.expires: dict[str, float] = {}  # rotating tokens: when they expire
+        self.revoked: set[str] = set()
+        self.oauth = oauth
+        self.rotation_seconds = rotation_seconds
+        self.codes: dict[str, tuple[str, frozenset[str]]] = {}  # one-time code -> grant
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> team
+        self._serial = itertools.count(1)
         self.tier1_interval = tier1_interval
         self.post_delay = post_delay
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -140,13 +163,22 @@ class FakeSlack:
         data = await api_params(request)
         self.calls.append((method, data))
         auth = request.headers.get("Authorization", "")
-        if auth != f"Bearer {self.token}" and data.get("token") != self.token:
+        if method == "oauth.v2.access":
+            return self._oauth_access(auth, data)
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else data.get("token")
+        team = self.tokens.get(str(token))
+        if team is None:
             return self._refuse(method, "invalid_auth")
+        if token in self.revoked:
+            return self._refuse(method, "token_revoked")
+        if token in self.expires and time.time() >= self.expires[token]:
+            return self._refuse(method, "token_expired")
+        scopes = self.token_scopes.get(token, self.scopes)
         needed = METHOD_SCOPES.get(method)
         if method == "conversations.history":
             needed = HISTORY_SCOPES.get(str(data.get("channel", "C"))[:1], "channels:history")
-        if needed is not None and needed not in self.scopes:
-            provided = ",".join(sorted(self.scopes))
+        if needed is not None and needed not in scopes:
+            provided = ",".join(sorted(scopes))
             return self._refuse(method, "missing_scope", needed=needed, provided=provided)
         queued = self.errors.get(method)
         if queued:
@@ -158,17 +190,89 @@ class FakeSlack:
                 )
             return self._refuse(method, str(error))
         if method == "auth.test":
-            return self._answer({"ok": True, "user_id": "UBOT", "team_id": "T1", "bot_id": "B1"})
+            return self._answer(
+                {"ok": True, "user_id": "UBOT", "team_id": team, "bot_id": f"B{team}"}
+            )
         if method == "users.info":
             admin = data.get("user") == "UADMIN"
             return self._answer({"ok": True, "user": {"id": data.get("user"), "is_admin": admin}})
         if method == "conversations.open":
             return self._answer({"ok": True, "channel": {"id": "D" + str(data.get("users"))}})
         if method == "conversations.history":
-            return self._history(data)
+            return self._history(data, str(token))
         if method == "chat.postMessage":
-            return await self._post(data)
+            return await self._post({**data, "team": team})
         return self._answer({"ok": True})
+
+    # -- OAuth ---------------------------------------------------------------------------------
+
+    def authorize(self, team: str, scopes: frozenset[str]) -> str:
+        """A user of `team` allowed the app these scopes: the one-time code Slack redirects
+        with."""
+        code = f"code-{team}-{next(self._serial)}"
+        self.codes[code] = (team, scopes)
+        return code
+
+    def revoke(self, team: str) -> None:
+        """The team's tokens stop working (the app was uninstalled there)."""
+        self.revoked |= {token for token, owner in self.tokens.items() if owner == team}
+
+    def _client(self, auth: str, data: dict[str, Any]) -> tuple[str, str]:
+        if auth.startswith("Basic "):
+            try:
+                pair = base64.b64decode(auth.removeprefix("Basic ")).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return "", ""
+            client_id, _, secret = pair.partition(":")
+            return client_id, secret
+        return str(data.get("client_id") or ""), str(data.get("client_secret") or "")
+
+    def _oauth_access(self, auth: str, data: dict[str, Any]) -> web.Response:
+        method = "oauth.v2.access"
+        client_id, secret = self._client(auth, data)
+        if self.oauth is None or client_id != self.oauth[0]:
+            return self._refuse(method, "invalid_client_id")
+        if secret != self.oauth[1]:
+            return self._refuse(method, "bad_client_secret")
+        grant = data.get("grant_type") or "authorization_code"
+        if grant == "refresh_token":
+            team = self.refresh_tokens.get(str(data.get("refresh_token")))
+            if team is None:
+                return self._refuse(method, "invalid_refresh_token")
+            scopes = next(
+                (self.token_scopes[t] for t in self.token_scopes if self.tokens[t] == team),
+                self.scopes,
+            )
+        elif grant == "authorization_code":
+            found = self.codes.pop(str(data.get("code")), None)  # a code works once
+            if found is None:
+                return self._refuse(method, "invalid_code")
+            team, scopes = found
+        else:
+            return self._refuse(method, "invalid_grant_type")
+        n = next(self._serial)
+        rotating = self.rotation_seconds is not None
+        token = f"xoxe.xoxb-{team}-{n}" if rotating else f"xoxb-{team}-{n}"
+        self.tokens[token] = team
+        self.token_scopes[token] = scopes
+        answer: dict[str, Any] = {
+            "ok": True,
+            "access_token": token,
+            "token_type": "bot",
+            "scope": ",".join(sorted(scopes)),
+            "bot_user_id": "UBOT",
+            "app_id": "A1",
+            "team": {"id": team, "name": f"Team {team}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "authed_user": {"id": "UINSTALLER"},
+        }
+        if self.rotation_seconds is not None:
+            refresh = f"xoxe-1-{team}-{n}"
+            self.refresh_tokens[refresh] = team
+            self.expires[token] = time.time() + self.rotation_seconds
+            answer |= {"refresh_token": refresh, "expires_in": int(self.rotation_seconds)}
+        return self._answer(answer)
 
     async def _post(self, data: dict[str, Any]) -> web.Response:
         channel = str(data.get("channel") or "")
@@ -185,18 +289,18 @@ class FakeSlack:
         self.delivered.append({**data, "channel": channel, "metadata": metadata, "ts": ts})
         return self._answer({"ok": True, "ts": ts, "channel": channel})
 
-    def _history(self, data: dict[str, Any]) -> web.Response:
+    def _history(self, data: dict[str, Any], token: str) -> web.Response:
         channel = str(data.get("channel") or "")
         if self.tier1_interval is not None:
             now = time.monotonic()
-            last = self._last_history.get(self.token)
+            last = self._last_history.get(token)
             if last is not None and now - last < self.tier1_interval:
                 wait = math.ceil(self.tier1_interval - (now - last))
                 self.refused.append(("conversations.history", "ratelimited"))
                 return self._answer(
                     {"ok": False, "error": "ratelimited"}, status=429, **{"Retry-After": str(wait)}
                 )
-            self._last_history[self.token] = now
+            self._last_history[token] = now
         if channel in self.gone:
             return self._refuse("conversations.history", "channel_not_found")
         inclusive = _flag(data.get("inclusive"))
@@ -208,10 +312,11 @@ class FakeSlack:
                 return oldest <= ts <= latest
             return oldest < ts < latest
 
+        team = self.tokens[token]
         found = [
             d
             for d in reversed(self.delivered)
-            if d["channel"] == channel and within(float(d["ts"]))
+            if d["channel"] == channel and d.get("team", "T1") == team and within(float(d["ts"]))
         ]
         start = int(data.get("cursor") or 0)
         size = min(int(data.get("limit") or 100), HISTORY_PAGE_MAX)

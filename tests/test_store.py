@@ -141,3 +141,46 @@ def test_forgetting_a_workspace_takes_all_that_hangs_on_its_subscribers(store: S
     assert not rows.is_channel_manager("slack", "T2", "C1", "U1")
     assert store.conn.execute("PRAGMA foreign_key_check").fetchall() == []
     assert rows.forget_workspace("slack", "T2") == 0  # a second uninstall event is harmless
+
+
+def test_feed_tokens_are_unique_indexed_and_found_after_m015(store: Store) -> None:
+    import sqlite3
+
+    import pytest
+
+    rows = store.subscribers
+    a = rows.create("console", "user", "a", "", DigestSettings(), NOW, NOW)
+    b = rows.create("console", "user", "b", "", DigestSettings(), NOW, NOW)
+    assert rows.feed_token(a.id) is None and rows.by_feed_token("t" * 43) is None
+    rows.set_feed_token(a.id, "t" * 43)
+    assert rows.feed_token(a.id) == "t" * 43
+    assert rows.by_feed_token("t" * 43) == a and rows.feed_token(b.id) is None
+    with pytest.raises(sqlite3.IntegrityError):
+        rows.set_feed_token(b.id, "t" * 43)
+    rows.set_feed_token(a.id, "u" * 43)  # a reset: the old secret finds nobody
+    assert rows.by_feed_token("t" * 43) is None and rows.by_feed_token("u" * 43) == a
+    plan = store.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM subscribers WHERE feed_token = ?", ["u" * 43]
+    ).fetchall()
+    assert "USING INDEX subscribers_feed_token" in plan[0][3]
+
+
+def test_sent_digests_newest_first_without_the_unsent(store: Store) -> None:
+    from datetime import date
+
+    rows = store.subscribers
+    a = rows.create("console", "user", "a", "", DigestSettings(), NOW, NOW)
+    for day, status in [("2026-11-18", "sent"), ("2026-11-19", "failed"), ("2026-11-20", "sent")]:
+        store.conn.execute(
+            "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, window_end, "
+            "claimed_at, finished_at, paper_ids) VALUES (?, ?, ?, 'a', 'b', 'c', ?, ?)",
+            [a.id, day, status, f"{day}T09:00:00+00:00", f'["{day}"]'],
+        )
+    store.conn.commit()
+    sent = store.ledger.sent(a.id, 10)
+    assert [(d.local_date, d.paper_ids) for d in sent] == [
+        (date(2026, 11, 20), ("2026-11-20",)),
+        (date(2026, 11, 18), ("2026-11-18",)),
+    ]
+    assert sent[0].sent_at == NOW.replace(day=20, hour=9)
+    assert len(store.ledger.sent(a.id, 1)) == 1

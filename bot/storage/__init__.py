@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from bot.errors import PaperbotError
 from bot.storage import migrations
-from bot.storage.ledger import Ledger
+from bot.storage.ledger import Ledger, SentDigest
 from bot.storage.papers import Papers, UpsertStats
 from bot.storage.signals import Signal, SignalCount, Signals
 from bot.storage.sources import IngestStatus, Sources
@@ -30,6 +30,7 @@ from bot.storage.times import parse_utc, utc_iso
 __all__ = [
     "IngestStatus",
     "NotADatabase",
+    "SentDigest",
     "Signal",
     "SignalCount",
     "Store",

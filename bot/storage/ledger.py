@@ -39,6 +39,15 @@ class Progress:
     bodies: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class SentDigest:
+    """A digest that reached its subscriber: its local date, when it was sent, its papers."""
+
+    local_date: date
+    sent_at: datetime
+    paper_ids: tuple[str, ...]
+
+
 @dataclass
 class OpenClaim:
     """A ledger row still `claimed`: a digest whose send has not finished."""
@@ -130,6 +139,18 @@ class Ledger:
             params.append(before.isoformat())
         row = self._conn.execute(sql + " ORDER BY local_date DESC LIMIT 1", params).fetchone()
         return parse_utc(str(row[0])) if row else None
+
+    def sent(self, subscriber_id: int, limit: int) -> list[SentDigest]:
+        """The subscriber's latest `limit` sent digests, newest first (one range of the key)."""
+        rows = self._conn.execute(
+            "SELECT local_date, finished_at, paper_ids FROM deliveries "
+            "WHERE subscriber_id = ? AND status = 'sent' ORDER BY local_date DESC LIMIT ?",
+            [subscriber_id, limit],
+        )
+        return [
+            SentDigest(date.fromisoformat(day), parse_utc(str(at)), tuple(json.loads(ids or "[]")))
+            for day, at, ids in rows
+        ]
 
     def open_claims(self, platforms: Sequence[str], now: datetime) -> list[OpenClaim]:
         """Claimed rows whose retry time has come, of subscribers on `platforms`, oldest claim

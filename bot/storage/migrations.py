@@ -276,3 +276,19 @@ def m014_workspaces(db: Database) -> None:
     if len(teams) == 1:
         db.execute("UPDATE channel_managers SET workspace = ? WHERE platform = 'slack'", teams)
     db.table("channel_managers").transform(pk=("platform", "workspace", "channel", "user_id"))
+
+
+@migrations()
+def m015_feed_tokens(db: Database) -> None:
+    """The secret in the address of each subscriber's private Atom feed (`bot.feeds`): NULL
+    until `/papers feed` makes one, replaced by `/papers feed reset`, found by its index.
+
+    Kept as it is, not hashed: `/papers feed` shows the address again whenever asked (a Slack
+    ephemeral reply does not last), as calendar and feed services do with secret addresses. It
+    grants reading that subscriber's digest papers, which the database holds anyway.
+    """
+    db.execute("ALTER TABLE subscribers ADD COLUMN feed_token TEXT")
+    db.execute(
+        "CREATE UNIQUE INDEX subscribers_feed_token ON subscribers (feed_token) "
+        "WHERE feed_token IS NOT NULL"
+    )

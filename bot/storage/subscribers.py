@@ -49,7 +49,8 @@ def topic_key(text: str) -> str:
 
 
 class Subscribers:
-    """The `subscribers`, `topics`, `muted_papers` and `channel_managers` tables."""
+    """The `subscribers` (with their private feeds' secrets), `topics`, `muted_papers` and
+    `channel_managers` tables."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -146,6 +147,26 @@ class Subscribers:
                 [utc_iso(now), *platforms, limit],
             )
         ]
+
+    # -- private feeds -------------------------------------------------------------------------
+
+    def feed_token(self, subscriber_id: int) -> str | None:
+        """The secret of the subscriber's private feed address, if it has one."""
+        row = self._conn.execute(
+            "SELECT feed_token FROM subscribers WHERE id = ?", [subscriber_id]
+        ).fetchone()
+        return str(row[0]) if row and row[0] else None
+
+    def set_feed_token(self, subscriber_id: int, token: str) -> None:
+        """Give the subscriber's private feed a new secret (the old address stops working)."""
+        with self._conn:
+            self._conn.execute(
+                "UPDATE subscribers SET feed_token = ? WHERE id = ?", [token, subscriber_id]
+            )
+
+    def by_feed_token(self, token: str) -> Subscriber | None:
+        """The subscriber whose private feed has this secret (one look-up of its index)."""
+        return self._one("feed_token = ?", [token])
 
     # -- topics ------------------------------------------------------------------------------
 

@@ -18,8 +18,7 @@ from bot.health import Health
 
 def healthz_url(settings: Settings) -> str:
     """Where this machine reaches the bot's /healthz (a wildcard address through loopback)."""
-    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
-    return f"http://{host}:{settings.http_port}/healthz"
+    return f"{settings.local_url}/healthz"
 
 
 def add_ops_routes(app: web.Application, health: Callable[[], Awaitable[Health]]) -> None:

@@ -5,11 +5,16 @@ Every setting here has a line in `.env.example` (a test checks that the two agre
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Addresses that listen on every interface of the machine.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+_HTTP_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 
 
 class Settings(BaseSettings):
@@ -68,11 +73,37 @@ class Settings(BaseSettings):
     # HTTP endpoint: /healthz, /metrics, and Slack's HTTP mode
     http_host: str = Field("127.0.0.1", validation_alias="PAPERBOT_HTTP_HOST")
     http_port: int = Field(3000, ge=0, le=65535, validation_alias="PAPERBOT_HTTP_PORT")
+    # Where other machines reach that endpoint (a reverse proxy's https address): the base of
+    # the feed addresses shown in chat. Unset: the endpoint's own address (`local_url`).
+    public_url: str | None = Field(None, validation_alias="PAPERBOT_PUBLIC_URL")
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = value.strip().rstrip("/")
+        if not _HTTP_URL.match(url):
+            raise ValueError("PAPERBOT_PUBLIC_URL must be an http:// or https:// address")
+        return url
 
     def secret_values(self) -> list[str]:
         """The values of every secret setting that is set (to keep them out of logs)."""
         values = [getattr(self, name) for name, f in Settings.model_fields.items()]
         return [v.get_secret_value() for v in values if isinstance(v, SecretStr)]
+
+    @property
+    def local_url(self) -> str:
+        """Where this machine reaches the HTTP endpoint (a wildcard address through loopback)."""
+        host = "127.0.0.1" if self.http_host in WILDCARD_HOSTS else self.http_host
+        if ":" in host:  # an IPv6 address goes in brackets in a URL
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of the addresses feed readers use: PAPERBOT_PUBLIC_URL, else `local_url`."""
+        return self.public_url or self.local_url
 
     @property
     def categories(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
 from adapters.cli import cli
-from adapters.ops_http import add_ops_routes
+from adapters.ops_http import add_ops_routes, healthz_url
 from bot.commands import Command
 from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
@@ -470,3 +470,43 @@ def test_doctor_reports_a_running_bots_adapters(tmp_path: Path, source_server: s
 def test_doctor_without_a_running_bot_says_so(tmp_path: Path, source_server: str) -> None:
     code, out = doctor({}, tmp_path, source_server)
     assert code == 0 and "--    running   no paperbot answers at http://127.0.0.1:0/healthz" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "base"),
+    [
+        ({}, "http://127.0.0.1:3000"),
+        ({"PAPERBOT_HTTP_HOST": "0.0.0.0", "PAPERBOT_HTTP_PORT": "8080"}, "http://127.0.0.1:8080"),
+        ({"PAPERBOT_HTTP_HOST": "::1"}, "http://[::1]:3000"),
+        ({"PAPERBOT_HTTP_HOST": "192.0.2.7"}, "http://192.0.2.7:3000"),
+        (
+            {"PAPERBOT_PUBLIC_URL": "https://papers.example.org/pb/"},
+            "https://papers.example.org/pb",
+        ),
+    ],
+)
+def test_the_feeds_base_address_is_the_public_url_or_the_endpoints_own(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], base: str
+) -> None:
+    from bot.config import Settings
+
+    for name in ("PAPERBOT_HTTP_HOST", "PAPERBOT_HTTP_PORT", "PAPERBOT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.public_base_url == base
+    assert healthz_url(settings) == f"{settings.local_url}/healthz"
+
+
+@pytest.mark.parametrize("url", ["papers.example.org", "ftp://x", "https://", "https://a b"])
+def test_a_public_url_that_is_no_http_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    monkeypatch.setenv("PAPERBOT_PUBLIC_URL", url)
+    with pytest.raises(ValidationError, match="PAPERBOT_PUBLIC_URL"):
+        Settings(_env_file=None)  # type: ignore[call-arg]

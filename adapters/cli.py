@@ -24,6 +24,7 @@ from aiohttp import web
 
 from adapters.base import Adapter, Misconfigured
 from adapters.console import USER, ConsoleAdapter, console_caller, run_interactive, run_lines
+from adapters.feeds_http import add_feed_routes
 from adapters.ops_http import add_ops_routes, healthz_url, serve
 from bot import cli as core
 from bot import logs
@@ -101,7 +102,9 @@ def console_command(settings: Settings, user: str) -> None:
             if message:
                 click.echo(message + " (The store was empty.)", err=True)
             lines = sys.stdin.read().splitlines()
-            bot = PaperBot(runner, semantic=load_semantic(settings))
+            bot = PaperBot(
+                runner, semantic=load_semantic(settings), public_url=settings.public_base_url
+            )
             await run_lines(bot, lines, sys.stdout, console_caller(user))
         finally:
             await runner.close()
@@ -144,7 +147,9 @@ async def _run(settings: Settings) -> None:
     async def fallback(query: str, limit: int) -> list[Paper]:
         return await asyncio.wait_for(hf.search(query, limit), FALLBACK_SECONDS)
 
-    bot = PaperBot(runner, fallback=fallback, semantic=semantic)
+    bot = PaperBot(
+        runner, fallback=fallback, semantic=semantic, public_url=settings.public_base_url
+    )
     registry = Adapters()
     stoppers: list[Callable[[], Awaitable[Any]]] = []
     scheduler = None
@@ -188,18 +193,21 @@ async def _run(settings: Settings) -> None:
             )
 
         add_ops_routes(web_app, health)
+        add_feed_routes(web_app, bot)
         try:
             stoppers.append((await serve(web_app, settings.http_host, settings.http_port)).cleanup)
             where = f"http://{settings.http_host}:{settings.http_port}"
             also = "".join(f" and {name}" for name in served)
-            click.echo(f"Serving {where}/healthz and /metrics{also}")
+            click.echo(f"Serving {where}/healthz, /metrics and /feeds/{also}")
         except OSError as exc:
             if served:
                 raise click.ClickException(
                     f"{served[0]} HTTP mode cannot listen on {settings.http_host}:"
                     f"{settings.http_port}: {exc.strerror}. Set PAPERBOT_HTTP_PORT."
                 ) from exc
-            log.warning("no /healthz or /metrics: port %d: %s", settings.http_port, exc.strerror)
+            log.warning(
+                "no /healthz, /metrics or /feeds/: port %d: %s", settings.http_port, exc.strerror
+            )
         await _first_start(runner)
         settle_gc()
         scheduler.start()

@@ -27,6 +27,12 @@ COMMAND_SECONDS = Histogram(
     ["platform", "action"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+FEED_SECONDS = Histogram(
+    "paperbot_feed_seconds",
+    "Time to build an Atom feed: 'search' (a topic's) or 'digests' (a subscriber's).",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
 # A gauge per adapter and state, 1 for its current state (see bot.health.Adapters).
 ADAPTER_STATE = Enum(
     "paperbot_adapter_state",
@@ -43,3 +49,5 @@ for _platform in ("slack", "discord", "console"):
     DIGESTS_SENT.labels(_platform)
     for _kind in ("transient", "gone"):
         DIGESTS_FAILED.labels(_platform, _kind)
+for _kind in ("search", "digests"):
+    FEED_SECONDS.labels(_kind)

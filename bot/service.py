@@ -9,6 +9,7 @@ delay other commands but never the event loop that must ack Slack and Discord wi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -16,11 +17,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot import lexicon
+from bot import feeds, lexicon
 from bot.cards import card_from_hit
 from bot.commands import LOOKUP_LIMIT, Command, Handler
 from bot.errors import SourceError
-from bot.metrics import COMMAND_SECONDS
+from bot.metrics import COMMAND_SECONDS, FEED_SECONDS
 from bot.models import Caller, Paper, Reply, SearchHit
 from bot.runtime import StoreRunner
 from bot.storage import Store
@@ -45,10 +46,13 @@ class PaperBot:
         clock: Callable[[], datetime] = utcnow,
         fallback: Callable[[str, int], Awaitable[list[Paper]]] | None = None,
         semantic: Semantic | None = None,
+        public_url: str = feeds.DEFAULT_BASE,
     ) -> None:
         self.runner = runner
         self.clock = clock
         self.semantic = semantic  # the semantic extra, when loaded
+        # Where feed readers reach the HTTP endpoint: the base of the feeds' addresses.
+        self.public_url = public_url
         # A remote search (Hugging Face's) for look-ups the local store answers poorly.
         self.fallback = fallback
 
@@ -82,6 +86,36 @@ class PaperBot:
             reply.error,
         )
         return reply
+
+    async def search_feed(self, query: str) -> feeds.Feed:
+        """The Atom feed of a topic's newest papers; raises `InvalidQuery` for unusable text.
+
+        The store work is one call on the store thread, as a look-up's; the document is
+        rendered on a worker thread, so the event loop only waits.
+        """
+        started = time.perf_counter()
+        today = self.clock().date()
+        data = await self.runner.call(
+            lambda store: feeds.search_feed(store, self.public_url, query, today, self.semantic)
+        )
+        feed = await asyncio.to_thread(feeds.render, data)
+        FEED_SECONDS.labels("search").observe(time.perf_counter() - started)
+        return feed
+
+    async def digest_feed(self, token: str) -> feeds.Feed | None:
+        """The Atom feed of the digests of the subscriber whose private feed has this secret;
+        None when none has it (a malformed secret costs no store work)."""
+        if not feeds.is_token(token):
+            return None
+        started = time.perf_counter()
+        data = await self.runner.call(
+            lambda store: feeds.digest_feed(store, self.public_url, token)
+        )
+        if data is None:
+            return None
+        feed = await asyncio.to_thread(feeds.render, data)
+        FEED_SECONDS.labels("digests").observe(time.perf_counter() - started)
+        return feed
 
     async def own_topics(self, caller: Caller, channel: bool = False) -> list[str]:
         """The topics the caller (or the caller's channel) follows, oldest first."""

@@ -398,6 +398,14 @@ class PapersGroup(app_commands.Group):
         """`/papers settings [field] [value]`."""
         await run_command(interaction, Command("settings", arg=field or "", value=value or ""))
 
+    @app_commands.command(name="feed", description="Your digests as a private feed for a reader")
+    @app_commands.describe(action="reset: give the feed a new address (the old one stops working)")
+    async def feed(
+        self, interaction: discord.Interaction[Any], action: Literal["reset"] | None = None
+    ) -> None:
+        """`/papers feed [reset]` (ephemeral, as every answer here: the address is private)."""
+        await run_command(interaction, Command("feed", arg=action or ""))
+
     @app_commands.command(name="help", description="What paperbot can do")
     async def help(self, interaction: discord.Interaction[Any]) -> None:
         """`/papers help`."""

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, get_args
 from zoneinfo import ZoneInfo
 
+from bot import feeds
 from bot.cards import card_from_hit
 from bot.digests.schedule import next_send, subscribed_at
 from bot.errors import PaperbotError
@@ -57,7 +58,7 @@ class CommandError(PaperbotError):
 # What a command does: what `/papers` text (and Discord's subcommands) can ask, what only
 # buttons ask ("not relevant", "more like this"), and text that is no command.
 TypedAction = Literal[
-    "lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help", "forget"
+    "lookup", "subscribe", "unsubscribe", "list", "digest", "settings", "help", "forget", "feed"
 ]
 # "relevant" and "mute" ("not relevant") teach the topic a paper was shown under (`topic_id`).
 ButtonAction = Literal["mute", "more", "relevant"]
@@ -71,11 +72,11 @@ class Command:
     """A `/papers` command, parsed from text or built by an adapter (typed options, buttons).
 
     `channel` marks the `channel ...` forms. `arg` is the topic or query, the unsubscribe or
-    forget target, the settings field, or the paper id of `relevant`, `mute` ("not relevant")
-    and `more` ("more like this"); `value` is the settings value. `topic_id` is the topic
-    subscription a paper was shown under, which `relevant` and `mute` teach. `unknown` carries
-    in `value` the command the user probably meant; `invalid` carries in `value` what is wrong
-    with the text.
+    forget target, the settings field, `reset` (or "") for `feed`, or the paper id of
+    `relevant`, `mute` ("not relevant") and `more` ("more like this"); `value` is the settings
+    value. `topic_id` is the topic subscription a paper was shown under, which `relevant` and
+    `mute` teach. `unknown` carries in `value` the command the user probably meant; `invalid`
+    carries in `value` what is wrong with the text.
     """
 
     action: Action
@@ -191,6 +192,10 @@ def parse_command(text: str) -> Command:
         return Command("settings", arg=field, value=value)
     if action in _PLAIN_ACTIONS:
         return Command(_PLAIN_ACTIONS[action], arg=rest)
+    if word == "feed" and rest.lower() in ("", "reset"):
+        # Only these two forms: `/papers feed forward networks` is a look-up. Nor is `feed` a
+        # typo target below, or `seed images` would be taken for a mistyped `feed images`.
+        return Command("feed", arg=rest.lower())
     # A mistyped command word ("subscrbe kv-cache") is better answered with a suggestion
     # than with a look-up for "subscrbe".
     guess = _closest(word, ACTIONS + tuple(_ALIASES))
@@ -298,6 +303,8 @@ HELP = """\
 • `/papers subscribe <topic>`: get new papers on a topic in your daily digest (by DM)
 • `/papers unsubscribe <topic or number>` · `/papers list`: your topics and settings
 • `/papers digest`: preview your next digest now
+• `/papers feed`: your digests as a private Atom feed for a feed reader;
+  `/papers feed reset` gives it a new address (the old one stops working)
 • Mark papers ✓ relevant or ✗ not relevant (buttons under each paper): the topic they were
   shown under learns what you mean by it. `/papers forget <topic or number>` clears that.
 • `/papers settings`: show them; `settings time 09:00`, `settings tz Europe/Berlin`,
@@ -331,10 +338,13 @@ def _describe_settings(
 class Handler:
     """Runs commands against one store (call it from the store's worker thread)."""
 
-    def __init__(self, store: Store, semantic: Semantic | None = None) -> None:
+    def __init__(
+        self, store: Store, semantic: Semantic | None = None, public_url: str = feeds.DEFAULT_BASE
+    ) -> None:
         self.store = store
         self.subs = Subscriptions(store, semantic)
         self.semantic = semantic  # the semantic extra, when loaded
+        self.public_url = public_url  # the base of the feeds' addresses
 
     def handle(self, caller: Caller, command: Command, now: datetime) -> Reply:
         """Run a command; a domain error becomes an error reply here, the only place it does."""
@@ -367,6 +377,8 @@ class Handler:
                 return self.relevant(caller, command.arg, now, command.topic_id)
             case "forget":
                 return self.forget(caller, command.arg, command.channel)
+            case "feed":
+                return self.feed(caller, reset=command.arg == "reset")
             case "more":
                 return self.more_like(caller, command.arg, now)
             case "invalid":
@@ -533,6 +545,32 @@ class Handler:
         return Reply(
             f"Forgot the {count} signal{'s' if count != 1 else ''} `{text}` learned from: it "
             "matches by its words alone again."
+        )
+
+    def feed(self, caller: Caller, reset: bool = False) -> Reply:
+        """The address of the caller's private Atom feed of their digests (made on first use;
+        `reset` replaces it, and the old address stops working)."""
+        subscriber = self._existing(caller, channel=False)
+        if subscriber is None:
+            example = feeds.search_url(self.public_url, "kv-cache")
+            return Reply(
+                "You have no digests to read in a feed reader yet. Subscribe to a topic with "
+                "`/papers subscribe <topic>`, then `/papers feed` gives your private feed of "
+                f"your digests. Any topic also has a public feed, e.g.\n`{example}`"
+            )
+        token = None if reset else self.store.subscribers.feed_token(subscriber.id)
+        if token is None:
+            token = feeds.new_token()
+            self.store.subscribers.set_feed_token(subscriber.id, token)
+        # In a code span: shown exactly as it is to be copied, never restyled as markdown.
+        url = feeds.digests_url(self.public_url, token)
+        if reset:
+            old = "the old one no longer works"
+            return Reply(f"Your private feed has a new address; {old}:\n`{url}`")
+        return Reply(
+            "Your private feed of your digests, for a feed reader (keep the address to yourself: "
+            f"whoever has it can read the feed):\n`{url}`\nThe papers of each digest appear in it "
+            "once it is sent. `/papers feed reset` gives it a new address."
         )
 
     def subscribe(self, caller: Caller, topic: str, channel: bool, now: datetime) -> Reply:

@@ -62,7 +62,7 @@ class PaperBot:
         now = self.clock()
 
         def run(store: Store) -> Reply:
-            return Handler(store, self.semantic).handle(caller, command, now)
+            return Handler(store, self.semantic, self.public_url).handle(caller, command, now)
 
         try:
             reply = await self.runner.call(run)

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,17 @@ def test_console_script_prints_a_digest_of_kv_cache_papers(tmp_path: Path) -> No
     assert "Subscribed to `kv-cache`" in result.output
     assert "== kv-cache ==" in result.output
     assert "KV Cache Reduction" in result.output
+
+
+def test_console_shows_the_private_feed_at_the_public_url(tmp_path: Path) -> None:
+    env = {"PAPERBOT_PUBLIC_URL": "https://papers.example.org/"}
+    stdin = "/papers feed\n/papers subscribe kv-cache\n/papers feed\n"
+    result = CliRunner().invoke(
+        cli, ["--db", str(tmp_path / "p.db"), "console"], input=stdin, env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "https://papers.example.org/feeds/search.atom?q=kv-cache" in result.output
+    assert re.search(r"https://papers\.example\.org/feeds/digests/[\w-]{43}\.atom", result.output)
 
 
 def test_console_survives_hostile_lines(tmp_path: Path) -> None:

@@ -55,6 +55,12 @@ def handler(store: Store) -> Handler:
         ("settings time 09:00", Command("settings", arg="time", value="09:00")),
         ("settings timezone Europe/Berlin", Command("settings", arg="tz", value="Europe/Berlin")),
         ("pause", Command("settings", arg="pause")),
+        ("feed", Command("feed")),
+        ("FEED  Reset", Command("feed", arg="reset")),
+        # Only `feed` and `feed reset` are the command; other words after it are a look-up,
+        # and `feed` is no typo target: `seed images` is not a mistyped `feed images`.
+        ("feed forward networks", Command("lookup", arg="feed forward networks")),
+        ("seed images", Command("lookup", arg="seed images")),
         (
             "subscrbe kv-cache",
             Command("unknown", arg="subscrbe kv-cache", value="subscribe kv-cache"),
@@ -65,7 +71,16 @@ def test_parse_command(text: str, expected: Command) -> None:
     assert parse_command(text) == expected
 
 
-READS = ("kv-cache", "settings", "list", "channel settings", "channel list", "x" * 2001)
+READS = (
+    "kv-cache",
+    "settings",
+    "list",
+    "channel settings",
+    "channel list",
+    "x" * 2001,
+    "feed",
+    "feed reset",
+)
 OWN_CHANGES = ("follow LoRA", "unfollow 1", "pause", "settings tz UTC")
 CHANNEL_CHANGES = ("channel subscribe MoE", "channel unsub 1", "channel settings max 3")
 

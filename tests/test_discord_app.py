@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,6 +113,7 @@ async def test_login_syncs_the_papers_group_globally(fake: FakeDiscord, client: 
         "list",
         "digest",
         "settings",
+        "feed",
         "help",
         "channel",
     }
@@ -121,8 +123,31 @@ async def test_login_syncs_the_papers_group_globally(fake: FakeDiscord, client: 
     topic = subcommands["unsubscribe"]["options"][0]
     assert topic["autocomplete"] is True and topic["max_length"] == 300
     assert subcommands["search"]["options"][0]["autocomplete"] is True
+    assert subcommands["feed"]["options"][0]["choices"] == [{"name": "reset", "value": "reset"}]
+    assert subcommands["feed"]["options"][0]["required"] is False
     fields = subcommands["settings"]["options"][0]["choices"]
     assert [c["value"] for c in fields] == ["time", "tz", "days", "max", "pause", "resume"]
+
+
+async def test_feed_shows_the_private_address_only_to_its_owner_and_reset_replaces_it(
+    fake: FakeDiscord, client: PaperbotClient, bot: PaperBot
+) -> None:
+    await run(fake, client, interaction(command("subscribe", topic="MoE")))
+
+    async def address(**options: str) -> str:
+        (answer,) = await run(fake, client, interaction(command("feed", **options)))
+        assert fake.sent("POST", "/interactions/")[-1] == {"type": 5, "data": {"flags": 64}}
+        assert answer["flags"] == 64  # ephemeral: nobody else in the channel sees it
+        (url,) = re.findall(r"`(http://\S+\.atom)`", answer["embeds"][0]["description"])
+        return str(url)
+
+    first = await address()
+    assert await address() == first
+    second = await address(action="reset")
+    assert second != first
+    token = second.rsplit("/", 1)[1].removesuffix(".atom")
+    assert await bot.digest_feed(first.rsplit("/", 1)[1].removesuffix(".atom")) is None
+    assert await bot.digest_feed(token) is not None
 
 
 async def test_guild_id_syncs_to_that_guild_only(fake: FakeDiscord, bot: PaperBot) -> None:

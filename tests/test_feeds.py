@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,14 +18,18 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.feeds_http import add_feed_routes
 from bot import feeds
-from bot.models import Paper
+from bot.commands import Command, parse_command
+from bot.digests import DigestRunner
+from bot.models import Caller, DigestSettings, Paper
 from bot.runtime import StoreRunner
 from bot.service import PaperBot
 from bot.storage import Store
-from tests.fakes.core import FakeClock, add_paper
+from tests.fakes.core import FakeClock, FakeDestination, add_paper, add_subscriber
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 BASE = "https://papers.example.org/pb"
+ALICE = Caller("console", "alice")
+BOB = Caller("console", "bob")
 T = TypeVar("T")
 
 
@@ -288,6 +293,152 @@ def test_entry_ids_are_the_arxiv_abstract_or_a_tag_uri() -> None:
     assert feeds.entry_id("cs/0112017") == "https://arxiv.org/abs/cs/0112017"
     assert feeds.entry_id("seed-1a2b") == "tag:paperbot,2026:paper:seed-1a2b"
     assert feeds.entry_id("a b/c") == "tag:paperbot,2026:paper:a%20b%2Fc"
+
+
+# -- a subscriber's private feed ---------------------------------------------------------------
+
+
+async def send_digest(
+    runner: StoreRunner,
+    clock: FakeClock,
+    address: str,
+    papers: list[int],
+    day: int = 0,
+    topic: str = "kv-cache",
+) -> None:
+    """Subscribe `address` to the topic (once) and send them a digest of those papers (on KV
+    caches, or with the topic as their title)."""
+    settings = DigestSettings(digest_time="12:30", days=tuple(range(7)))
+    start = NOW + timedelta(days=day)
+
+    def prepare(store: Store) -> None:
+        if store.subscribers.find("console", "user", address) is None:
+            add_subscriber(store, address, [topic], start, settings)
+        for n in papers:
+            at = start + timedelta(minutes=5)
+            if topic == "kv-cache":
+                kv_paper(store, n, at)
+            else:
+                add_paper(store, f"2611.{n:05d}", f"{topic} {n}", at, authors=("Grace Hopper",))
+
+    await runner.call(prepare)
+    clock.set(start + timedelta(minutes=31))
+    destination = FakeDestination("console", clock)
+    await DigestRunner(runner, {"console": destination}, clock).tick()
+    assert destination.delivered, "no digest was sent"
+
+
+async def feed_url(bot: PaperBot, caller: Caller, text: str = "feed") -> str:
+    reply = await bot.run(caller, parse_command(text))
+    assert not reply.error, reply.text
+    (url,) = re.findall(r"`(https://\S+)`", reply.text)
+    return url
+
+
+async def test_papers_feed_gives_an_address_that_serves_the_digests(
+    runner: CountingRunner, bot: PaperBot, clock: FakeClock, http: Http
+) -> None:
+    await send_digest(runner, clock, "alice", [1, 2])
+    await send_digest(runner, clock, "alice", [3], day=1)
+    url = await feed_url(bot, ALICE)
+    assert url.startswith(f"{BASE}/feeds/digests/") and url.endswith(".atom")
+    assert await feed_url(bot, ALICE) == url  # shown again, the same
+    response = await http.get(path_of(url))
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "private, max-age=300"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    parsed = feedparser.parse(await response.read())
+    assert not parsed.bozo, parsed.bozo_exception
+    assert parsed.feed.id.startswith("tag:paperbot,2026:digests:")
+    assert next(link.href for link in parsed.feed.links if link.rel == "self") == url
+    # The latest digest's papers first, each as sent, with its topic and why.
+    assert parsed.entries[0].id == "https://arxiv.org/abs/2611.00003"
+    assert {e.id.rsplit("/", 1)[1] for e in parsed.entries} == {
+        "2611.00001",
+        "2611.00002",
+        "2611.00003",
+    }
+    newest = parsed.entries[0]
+    assert newest.updated_parsed[:5] == (NOW + timedelta(days=1, minutes=31)).timetuple()[:5]
+    assert "In your digest of Sat 21 Nov 2026, for kv-cache" in newest.summary
+    assert "Why it matched:" in newest.summary
+    assert {t.term for t in newest.tags} == {"kv-cache", "cs.LG"}
+
+
+async def test_feed_reset_retires_the_old_address(
+    runner: CountingRunner, bot: PaperBot, clock: FakeClock, http: Http
+) -> None:
+    await send_digest(runner, clock, "alice", [1])
+    old = await feed_url(bot, ALICE)
+    new = await feed_url(bot, ALICE, "feed reset")
+    assert new != old and "new address" in (await bot.run(ALICE, parse_command("feed reset"))).text
+    newest = await feed_url(bot, ALICE)
+    assert newest != new  # the second reset replaced it again
+    assert (await http.get(path_of(old))).status == 404
+    assert (await http.get(path_of(new))).status == 404
+    ok = await http.get(path_of(newest))
+    assert ok.status == 200 and b"2611.00001" in await ok.read()
+
+
+async def test_a_token_shows_only_its_own_subscribers_digests(
+    runner: CountingRunner, bot: PaperBot, clock: FakeClock, http: Http
+) -> None:
+    await send_digest(runner, clock, "alice", [1])
+    await send_digest(runner, clock, "bob", [7], day=1, topic="protein folding")
+    alice = feedparser.parse(await (await http.get(path_of(await feed_url(bot, ALICE)))).read())
+    bob = feedparser.parse(await (await http.get(path_of(await feed_url(bot, BOB)))).read())
+    assert [e.id for e in alice.entries] == ["https://arxiv.org/abs/2611.00001"]
+    assert [e.id for e in bob.entries] == ["https://arxiv.org/abs/2611.00007"]
+    assert alice.feed.id != bob.feed.id
+
+
+async def test_muted_papers_leave_the_private_feed(
+    runner: CountingRunner, bot: PaperBot, clock: FakeClock, http: Http
+) -> None:
+    await send_digest(runner, clock, "alice", [1, 2])
+    await bot.run(ALICE, Command("mute", arg="2611.00001"))
+    parsed = feedparser.parse(await (await http.get(path_of(await feed_url(bot, ALICE)))).read())
+    assert [e.id for e in parsed.entries] == ["https://arxiv.org/abs/2611.00002"]
+
+
+WRONG = [
+    "/feeds/digests/" + "A" * 43 + ".atom",  # well formed, nobody's
+    "/feeds/digests/short.atom",
+    "/feeds/digests/" + "A" * 43,  # no .atom
+    "/feeds/digests/" + "A" * 42 + "!.atom",
+    "/feeds/digests/" + "A" * 500 + ".atom",
+    "/feeds/digests/.atom",
+    "/feeds/digests/%00.atom",
+]
+
+
+@pytest.mark.parametrize("path", WRONG)
+async def test_any_wrong_secret_is_the_same_404(
+    runner: CountingRunner, bot: PaperBot, clock: FakeClock, http: Http, path: str
+) -> None:
+    await send_digest(runner, clock, "alice", [1])
+    real = await http.get(path_of(await feed_url(bot, ALICE)))
+    assert real.status == 200
+    response = await http.get(yarl.URL(path, encoded=True))
+    assert response.status == 404
+    assert await response.text() == (
+        "There is no feed at this address. `/papers feed` in chat shows yours.\n"
+    )
+
+
+async def test_a_malformed_secret_costs_no_store_work(runner: CountingRunner, http: Http) -> None:
+    before = runner.calls
+    assert (await http.get("/feeds/digests/nope.atom")).status == 404
+    assert runner.calls == before
+
+
+async def test_papers_feed_without_a_subscription_says_how_to_subscribe(bot: PaperBot) -> None:
+    reply = await bot.run(ALICE, parse_command("feed"))
+    assert not reply.error
+    assert "/papers subscribe <topic>" in reply.text
+    assert f"{BASE}/feeds/search.atom?q=kv-cache" in reply.text
+    reset = await bot.run(ALICE, parse_command("feed reset"))
+    assert "/papers subscribe <topic>" in reset.text
 
 
 async def test_a_store_that_fails_is_a_503_not_a_traceback(

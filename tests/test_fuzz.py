@@ -42,7 +42,7 @@ PREFIXES = [
     "", "search ", "subscribe ", "unsubscribe ", "list ", "digest ", "help ", "settings ",
     "settings tz ", "settings time ", "settings days ", "settings max ", "pause ", "resume ",
     "channel subscribe ", "channel unsubscribe ", "channel list ", "channel settings tz ",
-    "sub ", "subscrbe ",
+    "sub ", "subscrbe ", "feed ", "feed reset ",
 ]  # fmt: skip
 fragments = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=20))
 hostile_text = st.one_of(

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -114,6 +115,23 @@ async def test_lookup_is_acked_and_answered_ephemerally(app_server, fake_slack: 
     assert answer["response_type"] == "ephemeral"
     text = json.dumps(answer["blocks"])
     assert "KV Cache" in text and "subscribe_topic" in text and "not_relevant" in text
+
+
+async def test_papers_feed_is_answered_ephemerally_with_the_address(
+    app_server, fake_slack: FakeSlack
+) -> None:  # type: ignore[no-untyped-def]
+    server, runner = app_server
+    for text in ("subscribe MoE", "feed"):
+        body = command(fake_slack, text)
+        assert await post(server, body, signed(body)) == 200
+    await wait_for(lambda: len(fake_slack.of("respond")) == 2)
+    answer = fake_slack.of("respond")[1]
+    assert answer["response_type"] == "ephemeral"
+    text = json.dumps(answer["blocks"])
+    (token,) = re.findall(r"/feeds/digests/([\w-]{43})\.atom", text)
+    found = await runner.call(lambda s: s.subscribers.by_feed_token(token))
+    assert (found.platform, found.workspace, found.address) == ("slack", "T1", "U1")
+    assert "share_lookup" not in text  # no Share button, which would post it in the channel
 
 
 async def test_forged_and_stale_requests_get_401_and_change_nothing(

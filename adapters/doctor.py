@@ -15,13 +15,14 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from adapters.discord_app import client_id_from_token
 from adapters.ops_http import healthz_url
 from bot import semantic
-from bot.config import Settings
+from bot.config import WILDCARD_HOSTS, Settings
 from bot.semantic import ann
 from bot.storage import NotADatabase, summarize, utc_iso
 
@@ -247,7 +248,62 @@ def check_port(settings: Settings, running: bool = False) -> list[Finding]:
     except OSError as exc:
         level = "FAIL" if slack_http else "warn"
         return [Finding(level, "http", f"cannot listen on {where}: {exc.strerror}")]
-    return [Finding("ok", "http", f"/healthz and /metrics will be served on {where}")]
+    return [Finding("ok", "http", f"/healthz, /metrics and /feeds/ will be served on {where}")]
+
+
+def _loopback(host: str | None) -> bool:
+    return host is not None and (host in ("localhost", "::1") or host.startswith("127."))
+
+
+def check_feeds(settings: Settings) -> list[Finding]:
+    """Whether feed readers on other machines can reach /feeds/: the address the endpoint
+    binds to (PAPERBOT_HTTP_HOST) and the one chat shows (PAPERBOT_PUBLIC_URL)."""
+    bound = f"{settings.http_host}:{settings.http_port}"
+    public = settings.public_url
+    public_host = urlsplit(public).hostname if public else None
+    if _loopback(settings.http_host):
+        if public and not _loopback(public_host):
+            return [
+                Finding(
+                    "ok",
+                    "feeds",
+                    f"readers use {public}/feeds/; bound to {bound}, so only this machine "
+                    "connects: a reverse proxy here must forward /feeds/ to it",
+                )
+            ]
+        return [
+            Finding(
+                "--",
+                "feeds",
+                f"only this machine can read /feeds/ (bound to {bound}): for readers elsewhere "
+                "set PAPERBOT_HTTP_HOST=0.0.0.0 or put a reverse proxy in front, and "
+                "PAPERBOT_PUBLIC_URL to the address they use",
+            )
+        ]
+    if public and _loopback(public_host):
+        return [
+            Finding(
+                "warn",
+                "feeds",
+                f"reachable from other machines (bound to {bound}), but PAPERBOT_PUBLIC_URL "
+                f"({public}) is this machine's own: readers elsewhere cannot use it",
+            )
+        ]
+    if public:
+        return [
+            Finding("ok", "feeds", f"reachable from other machines at {public}/feeds/ ({bound})")
+        ]
+    if settings.http_host in WILDCARD_HOSTS:
+        return [
+            Finding(
+                "warn",
+                "feeds",
+                f"reachable from other machines on port {settings.http_port}, but /papers feed "
+                f"shows {settings.local_url}/feeds/...: set PAPERBOT_PUBLIC_URL to the address "
+                "readers use",
+            )
+        ]
+    return [Finding("ok", "feeds", f"reachable from other machines at {settings.local_url}/feeds/")]
 
 
 def check_semantic(settings: Settings) -> list[Finding]:
@@ -293,5 +349,6 @@ def diagnose(settings: Settings, transport: httpx.BaseTransport | None = None) -
         *check_database(Path(settings.db_path)),
         *check_semantic(settings),
         *check_port(settings, is_running),
+        *check_feeds(settings),
         *check_sources(settings, transport),
     ]

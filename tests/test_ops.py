@@ -306,6 +306,7 @@ def doctor(env: dict[str, str], tmp_path: Path, base: str) -> tuple[int, str]:
         "PAPERBOT_HF_API_URL": f"{base}/api",
         "PAPERBOT_ARXIV_API_URL": "http://127.0.0.1:9/api/query",  # nothing listens there
         "PAPERBOT_HTTP_PORT": "0",
+        "PAPERBOT_PUBLIC_URL": "",
         "SLACK_BOT_TOKEN": "",
         "SLACK_APP_TOKEN": "",
         "SLACK_SIGNING_SECRET": "",
@@ -510,3 +511,58 @@ def test_a_public_url_that_is_no_http_address_is_refused(
     monkeypatch.setenv("PAPERBOT_PUBLIC_URL", url)
     with pytest.raises(ValidationError, match="PAPERBOT_PUBLIC_URL"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {},
+            "--    feeds     only this machine can read /feeds/ (bound to 127.0.0.1:3000): for "
+            "readers elsewhere set PAPERBOT_HTTP_HOST=0.0.0.0",
+        ),
+        (
+            {"PAPERBOT_HTTP_HOST": "localhost", "PAPERBOT_PUBLIC_URL": "https://p.example.org"},
+            "ok    feeds     readers use https://p.example.org/feeds/; bound to localhost:3000, so "
+            "only this machine connects: a reverse proxy here must forward /feeds/ to it",
+        ),
+        (
+            {"PAPERBOT_HTTP_HOST": "0.0.0.0"},
+            "warn  feeds     reachable from other machines on port 3000, but /papers feed shows "
+            "http://127.0.0.1:3000/feeds/...: set PAPERBOT_PUBLIC_URL",
+        ),
+        (
+            {"PAPERBOT_HTTP_HOST": "0.0.0.0", "PAPERBOT_PUBLIC_URL": "https://p.example.org"},
+            "ok    feeds     reachable from other machines at https://p.example.org/feeds/ "
+            "(0.0.0.0:3000)",
+        ),
+        (
+            {"PAPERBOT_HTTP_HOST": "::", "PAPERBOT_PUBLIC_URL": "http://127.0.0.1:3000"},
+            "warn  feeds     reachable from other machines (bound to :::3000), but "
+            "PAPERBOT_PUBLIC_URL (http://127.0.0.1:3000) is this machine's own",
+        ),
+        (
+            {"PAPERBOT_HTTP_HOST": "192.0.2.7"},
+            "ok    feeds     reachable from other machines at http://192.0.2.7:3000/feeds/",
+        ),
+    ],
+)
+def test_doctor_says_whether_feed_readers_elsewhere_can_reach_the_feeds(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
+) -> None:
+    from adapters.doctor import check_feeds
+    from bot.config import Settings
+
+    for name in ("PAPERBOT_HTTP_HOST", "PAPERBOT_HTTP_PORT", "PAPERBOT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    (finding,) = check_feeds(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert finding.line().startswith(line), finding.line()
+
+
+def test_doctor_prints_the_feeds_finding(tmp_path: Path, source_server: str) -> None:
+    code, out = doctor({"PAPERBOT_HTTP_HOST": "0.0.0.0"}, tmp_path, source_server)
+    assert code == 0, out
+    assert "ok    http      /healthz, /metrics and /feeds/ will be served on 0.0.0.0:0" in out
+    assert "warn  feeds     reachable from other machines on port 0" in out

@@ -7,8 +7,11 @@ Two feeds, each built in two steps:
   language and the scoring of `bot.search`, over a bounded set of candidates);
   `digest_feed` finds the subscriber whose private feed has that secret and the papers of
   their latest sent digests (the ledger), with the topic each matched when its words say so;
-* `render`, on any thread: the Atom document (feedgen) and its validators, an ETag (a hash of
-  the bytes) and Last-Modified (the newest entry's time).
+* `render`: the Atom document (feedgen) and its validators, an ETag (a hash of the bytes) and
+  Last-Modified (the newest entry's time). `PaperBot` runs it in the same store-thread call:
+  on a worker thread of its own it made the event loop wait for the GIL twice as long
+  (benchmarks/feeds.py). Readers poll feeds that have not changed, so the last few documents
+  are kept: rendering again costs a hash of the data.
 
 Entry ids are stable (the arXiv abstract URL, else a `tag:` URI of the paper id) and entries'
 `updated` is when the store first saw the paper (search) or when the digest was sent
@@ -25,6 +28,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
@@ -43,10 +47,13 @@ if TYPE_CHECKING:
 # Entries in a feed at most: a reader polls often, so the newest 50 cover any gap.
 MAX_ENTRIES = 50
 # A topic's feed scores this many of the newest papers with its words (per group of the
-# topic), as a look-up of 20 results would: about one look-up's store time.
-SEARCH_CANDIDATES = 200
+# topic), as a look-up of 10 results would: at 100k papers 12 ms (p50) of store time beside
+# a 5-result look-up's 7 ms, and 46 of the 50 entries filled (median; 200 took 21 ms for 50).
+SEARCH_CANDIDATES = 100
 # A private feed reads this many of the latest sent digests (each holds at least one paper).
 DIGESTS_READ = MAX_ENTRIES
+# Rendered feeds kept (~100 kB each at 50 entries), for the readers polling them unchanged.
+RENDERED_FEEDS = 32
 # A reader shows the whole abstract; a longer one (none on arXiv) is cut.
 SUMMARY_CHARS = 3000
 MAX_AUTHORS = 25
@@ -237,7 +244,7 @@ def _best_topic(matchers: Sequence[tuple[str, Matcher]], paper: Paper) -> tuple[
     return (best[1], best[2]) if best else (None, "")
 
 
-# -- rendering (any thread) --------------------------------------------------------------------
+# -- rendering ---------------------------------------------------------------------------------
 
 
 def _xml(text: str) -> str:
@@ -279,8 +286,10 @@ def _summary(entry: Entry, links: dict[str, str]) -> str:
     return _xml("".join(parts) or f"<p>{html.escape(paper.title)}</p>")
 
 
+@lru_cache(maxsize=RENDERED_FEEDS)
 def render(data: FeedData) -> Feed:
-    """The feed as an Atom document (feedgen), with its ETag and Last-Modified."""
+    """The feed as an Atom document (feedgen), with its ETag and Last-Modified (the last
+    `RENDERED_FEEDS` kept: the same data is the same document)."""
     updated = max((e.updated for e in data.entries), default=NEVER)
     fg = FeedGenerator()
     fg.id(data.feed_id)

@@ -9,7 +9,6 @@ delay other commands but never the event loop that must ack Slack and Discord wi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -90,15 +89,17 @@ class PaperBot:
     async def search_feed(self, query: str) -> feeds.Feed:
         """The Atom feed of a topic's newest papers; raises `InvalidQuery` for unusable text.
 
-        The store work is one call on the store thread, as a look-up's; the document is
-        rendered on a worker thread, so the event loop only waits.
+        One call on the store thread, as a look-up: the papers, then the document (see
+        `bot.feeds` for why it is rendered there too); the event loop only waits.
         """
         started = time.perf_counter()
         today = self.clock().date()
-        data = await self.runner.call(
-            lambda store: feeds.search_feed(store, self.public_url, query, today, self.semantic)
-        )
-        feed = await asyncio.to_thread(feeds.render, data)
+
+        def build(store: Store) -> feeds.Feed:
+            data = feeds.search_feed(store, self.public_url, query, today, self.semantic)
+            return feeds.render(data)
+
+        feed = await self.runner.call(build)
         FEED_SECONDS.labels("search").observe(time.perf_counter() - started)
         return feed
 
@@ -108,13 +109,14 @@ class PaperBot:
         if not feeds.is_token(token):
             return None
         started = time.perf_counter()
-        data = await self.runner.call(
-            lambda store: feeds.digest_feed(store, self.public_url, token)
-        )
-        if data is None:
-            return None
-        feed = await asyncio.to_thread(feeds.render, data)
-        FEED_SECONDS.labels("digests").observe(time.perf_counter() - started)
+
+        def build(store: Store) -> feeds.Feed | None:
+            data = feeds.digest_feed(store, self.public_url, token)
+            return None if data is None else feeds.render(data)
+
+        feed = await self.runner.call(build)
+        if feed is not None:
+            FEED_SECONDS.labels("digests").observe(time.perf_counter() - started)
         return feed
 
     async def own_topics(self, caller: Caller, channel: bool = False) -> list[str]:

@@ -189,7 +189,7 @@ async def test_the_feed_keeps_the_newest_50(runner: CountingRunner, http: Http) 
     assert entries[0].id.endswith("2611.00059") and entries[-1].id.endswith("2611.00010")
 
 
-async def test_a_feed_request_is_one_store_call_and_renders_off_the_event_loop(
+async def test_a_feed_request_is_one_store_call_rendering_included_off_the_event_loop(
     runner: CountingRunner, bot: PaperBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await fill(runner, lambda store: kv_paper(store, 1, NOW))
@@ -286,6 +286,17 @@ async def test_papers_with_junk_in_their_text_still_make_valid_atom(
     assert [a.name for a in entry.authors] == ["Ada", "Grace <Hopper>"]
     # No link to give: the entry carries its content, as Atom asks then.
     assert entry.content[0].value.startswith("<p><b>Why it matched:</b>")
+
+
+def test_the_same_data_renders_the_same_bytes_and_is_kept(store: Store) -> None:
+    kv_paper(store, 1, NOW)
+    data = feeds.search_feed(store, BASE, "kv cache", NOW.date())
+    # Rendered afresh twice (not from the kept ones): nothing in it depends on the moment.
+    first, second = feeds.render.__wrapped__(data), feeds.render.__wrapped__(data)
+    assert first == second
+    again = feeds.search_feed(store, BASE, "kv cache", NOW.date())
+    assert again == data and again is not data
+    assert feeds.render(again) is feeds.render(data)  # polled unchanged: not rendered again
 
 
 def test_entry_ids_are_the_arxiv_abstract_or_a_tag_uri() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from benchmarks import digest, lookup, memory, stalls
+from benchmarks import digest, feeds, lookup, memory, stalls
 from benchmarks import semantic as meaning
 from benchmarks.harness import EPOCH, corpus, fill
 from bot.semantic import missing
@@ -24,6 +24,7 @@ from bot.storage import Store
 
 TARGETS = {
     "lookup": "p99 <= 2x raw and < 50 ms at 1M",
+    "feed": "about one look-up; loop lateness p99 <= a look-up's",
     "digest": "100k subscribers < 30 s",
     "import": ">= 5,000 papers/s",
     "stalls": "look-up p99 < 100 ms",
@@ -73,6 +74,27 @@ def main(quick: bool) -> None:
                     TARGETS["lookup"],
                 )
             )
+    for size in (None, *sizes[:2]):
+        name = "the 315-paper sample" if size is None else f"{size:,} papers"
+        say(f"topic feeds over {name}")
+        if size is None:
+            f = feeds.run()
+        else:
+            with corpus(size, say) as path:
+                f = feeds.run(path)
+        rows.append(
+            (
+                f"topic feed over HTTP, {name}",
+                f"p50 {f['p50']:.1f} ms, p99 {f['p99']:.1f} ms "
+                f"(rendered afresh p50 {f['fresh_p50']:.1f} / p99 {f['fresh_p99']:.1f} ms)",
+                f"look-up p50 {f['lookup_p50']:.1f} / p99 {f['lookup_p99']:.1f} ms; store "
+                f"p50 {f['store_p50']:.1f} vs {f['lookup_store_p50']:.1f} ms; loop late p99 "
+                f"{f['fresh_loop_lag_p99']:.1f} vs {f['lookup_loop_lag_p99']:.1f} ms; "
+                f"{f['entries']:.0f} entries {f['bytes'] / 1000:.0f} kB "
+                f"({f['gzip_bytes'] / 1000:.0f} kB gzipped)",
+                TARGETS["feed"],
+            )
+        )
     for audience in audiences:
         say(f"digest run for {audience:,} subscribers")
         d = digest.run(audience, naive_limit=200)

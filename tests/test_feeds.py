@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -410,6 +411,29 @@ async def test_muted_papers_leave_the_private_feed(
     await bot.run(ALICE, Command("mute", arg="2611.00001"))
     parsed = feedparser.parse(await (await http.get(path_of(await feed_url(bot, ALICE)))).read())
     assert [e.id for e in parsed.entries] == ["https://arxiv.org/abs/2611.00002"]
+
+
+def test_the_topic_a_paper_was_sent_for_costs_about_one_score_each(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    subscriber = add_subscriber(store, "alice", ["protein folding", "kv-cache"], NOW)
+    papers = [kv_paper(store, n, NOW).id for n in range(3)]
+    store.conn.execute(
+        "INSERT INTO deliveries (subscriber_id, local_date, status, window_start, window_end, "
+        "claimed_at, finished_at, paper_ids) VALUES (?, '2026-11-20', 'sent', 'a', 'b', 'c', ?, ?)",
+        [subscriber.id, NOW.isoformat(), json.dumps(papers)],
+    )
+    store.subscribers.set_feed_token(subscriber.id, "t" * 43)
+    # The first paper tries both topics; the next ones start from kv-cache: 2 + 1 + 1 scores.
+    monkeypatch.setattr(feeds, "TOPIC_SCORES", 4)
+    data = feeds.digest_feed(store, BASE, "t" * 43)
+    assert data is not None
+    assert [e.topic for e in data.entries] == ["kv-cache"] * 3
+    monkeypatch.setattr(feeds, "TOPIC_SCORES", 3)  # spent before the last paper
+    data = feeds.digest_feed(store, BASE, "t" * 43)
+    assert data is not None
+    assert [e.topic for e in data.entries] == ["kv-cache", "kv-cache", None]
+    assert "for kv-cache" not in data.entries[2].context and not data.entries[2].why
 
 
 WRONG = [

@@ -18,6 +18,9 @@ REDACTED = "[redacted]"
 # OAuth mode each workspace's token comes from the database, not the settings, and slack_sdk
 # logs oauth.v2.access's answers (the new tokens) at DEBUG.
 TOKEN_SHAPE = re.compile(r"\b(?:xox[a-z]|xapp)[.-][\w.-]+")
+# A private feed's address holds its secret (bot.feeds), and chat libraries log the replies
+# that show it at DEBUG (slack_sdk the response_url's body, discord.py a follow-up's).
+FEED_SECRET = re.compile(r"(/feeds/digests/)[\w-]+")
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,8 +40,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces every occurrence of the given secret values, and anything shaped like a Slack
-    token, in a record with `[redacted]`."""
+    """Replaces every occurrence of the given secret values, anything shaped like a Slack
+    token, and the secret in a private feed's address, in a record with `[redacted]`."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -48,7 +51,7 @@ class RedactSecrets(logging.Filter):
     def _clean(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return TOKEN_SHAPE.sub(REDACTED, text)
+        return FEED_SECRET.sub(rf"\g<1>{REDACTED}", TOKEN_SHAPE.sub(REDACTED, text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record's message (and traceback) without the secrets; keep the record."""

@@ -225,6 +225,17 @@ def test_configured_secrets_are_redacted_from_messages_and_tracebacks() -> None:
     assert "short" not in redact.secrets  # too short to redact safely
 
 
+def test_a_private_feeds_secret_is_redacted_from_log_lines() -> None:
+    secret = "Ab3_-" + "x" * 38
+    rec = record(
+        "respond body: {'text': 'Your feed:\\n`https://p.example.org/feeds/digests/%s.atom`'}",
+        secret,
+    )
+    RedactSecrets([]).filter(rec)
+    text = logging.Formatter().format(rec)
+    assert secret not in text and "/feeds/digests/[redacted].atom" in text
+
+
 # -- backup ---------------------------------------------------------------------------------------
 
 

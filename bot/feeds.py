@@ -60,6 +60,7 @@ RENDERED_FEEDS = 32
 TOPIC_SCORES = 150
 # A reader shows the whole abstract; a longer one (none on arXiv) is cut.
 SUMMARY_CHARS = 3000
+# Authors named per entry: a collaboration's paper can list hundreds.
 MAX_AUTHORS = 25
 # The endpoint's address when nothing else is configured (bot.config's defaults).
 DEFAULT_BASE = "http://127.0.0.1:3000"
@@ -67,7 +68,7 @@ SEARCH_PATH = "/feeds/search.atom"
 DIGESTS_PATH = "/feeds/digests/"
 # 32 random bytes: 256 bits, 43 URL-safe characters.
 TOKEN_BYTES = 32
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 TAG = "tag:paperbot,2026:"
 ARXIV_SCHEME = "http://arxiv.org/schemas/atom"
 TOPIC_SCHEME = f"{TAG}topic"
@@ -127,7 +128,7 @@ def new_token() -> str:
 
 def is_token(text: str) -> bool:
     """Whether the text is shaped like a feed secret (checked before any store work)."""
-    return bool(_TOKEN.match(text))
+    return _TOKEN.fullmatch(text) is not None
 
 
 def search_url(base: str, query: str) -> str:

@@ -444,6 +444,7 @@ WRONG = [
     "/feeds/digests/" + "A" * 500 + ".atom",
     "/feeds/digests/.atom",
     "/feeds/digests/%00.atom",
+    "/feeds/digests/" + "A" * 43 + "%0A.atom",  # a newline after a well-formed secret
 ]
 
 
@@ -463,7 +464,9 @@ async def test_any_wrong_secret_is_the_same_404(
 
 async def test_a_malformed_secret_costs_no_store_work(runner: CountingRunner, http: Http) -> None:
     before = runner.calls
-    assert (await http.get("/feeds/digests/nope.atom")).status == 404
+    for path in ("nope.atom", "A" * 43 + "%0A.atom", "A" * 44 + ".atom"):
+        response = await http.get(yarl.URL("/feeds/digests/" + path, encoded=True))
+        assert response.status == 404
     assert runner.calls == before
 
 

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from adapters.cli import cli
 from adapters.ops_http import add_ops_routes, healthz_url
 from bot.commands import Command
+from bot.config import Settings
 from bot.health import Adapters, Health, check_health
 from bot.ingest import run_ingest
 from bot.logs import JsonFormatter, RedactSecrets
@@ -142,8 +143,6 @@ async def test_healthz_and_metrics_over_http(runner: StoreRunner) -> None:
 async def test_ingest_counts_new_papers_and_source_errors(
     runner: StoreRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.config import Settings
-
     daily = (FIXTURES / "hf_daily_papers_latest_limit30_2026-06-12.json").read_text()
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -484,6 +483,15 @@ def test_doctor_without_a_running_bot_says_so(tmp_path: Path, source_server: str
     assert code == 0 and "--    running   no paperbot answers at http://127.0.0.1:0/healthz" in out
 
 
+def endpoint_settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    """Settings with exactly these HTTP endpoint variables (none from the environment or .env)."""
+    for name in ("PAPERBOT_HTTP_HOST", "PAPERBOT_HTTP_PORT", "PAPERBOT_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 @pytest.mark.parametrize(
     ("env", "base"),
     [
@@ -500,13 +508,7 @@ def test_doctor_without_a_running_bot_says_so(tmp_path: Path, source_server: str
 def test_the_feeds_base_address_is_the_public_url_or_the_endpoints_own(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], base: str
 ) -> None:
-    from bot.config import Settings
-
-    for name in ("PAPERBOT_HTTP_HOST", "PAPERBOT_HTTP_PORT", "PAPERBOT_PUBLIC_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = endpoint_settings(monkeypatch, env)
     assert settings.public_base_url == base
     assert healthz_url(settings) == f"{settings.local_url}/healthz"
 
@@ -516,8 +518,6 @@ def test_a_public_url_that_is_no_http_address_is_refused(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
     from pydantic import ValidationError
-
-    from bot.config import Settings
 
     monkeypatch.setenv("PAPERBOT_PUBLIC_URL", url)
     with pytest.raises(ValidationError, match="PAPERBOT_PUBLIC_URL"):
@@ -562,13 +562,8 @@ def test_doctor_says_whether_feed_readers_elsewhere_can_reach_the_feeds(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
 ) -> None:
     from adapters.doctor import check_feeds
-    from bot.config import Settings
 
-    for name in ("PAPERBOT_HTTP_HOST", "PAPERBOT_HTTP_PORT", "PAPERBOT_PUBLIC_URL"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    (finding,) = check_feeds(Settings(_env_file=None))  # type: ignore[call-arg]
+    (finding,) = check_feeds(endpoint_settings(monkeypatch, env))
     assert finding.line().startswith(line), finding.line()
 
 

@@ -194,9 +194,7 @@ def _newest_first(hit: SearchHit) -> tuple[datetime, str, float, str]:
 def digest_feed(store: Store, base: str, token: str) -> FeedData | None:
     """The papers of the latest digests sent to the subscriber whose private feed has this
     secret, newest first (at most `MAX_ENTRIES`, without papers muted since); None when no
-    feed has it."""
-    if not is_token(token):
-        return None
+    feed has it (a malformed secret is refused before this, by `PaperBot.digest_feed`)."""
     subscriber = store.subscribers.by_feed_token(token)
     if subscriber is None:
         return None

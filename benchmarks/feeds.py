@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -84,30 +85,27 @@ async def _measure(store: Store, today: date, requests: int) -> dict[str, float]
                 body = await get(q)
                 largest = max(largest, body, key=lambda b: b.count(b"<entry>"))
                 await bot.run(CALLER, Command("lookup", arg=q))
-            feed_ms: list[float] = []
-            fresh_ms: list[float] = []
-            lookup_ms: list[float] = []
             lag = LoopLag()
-            lag.start()
-            for n in range(requests):
-                started = time.perf_counter()
-                await get(topics[n % len(topics)])
-                feed_ms.append((time.perf_counter() - started) * 1000)
-            out["loop_lag_p99"], out["loop_lag_max"] = await lag.stop()
+
+            async def each(
+                name: str, request: Callable[[str], Awaitable[object]], fresh: bool = False
+            ) -> list[float]:
+                """Milliseconds of each of `requests` requests, the loop's lateness meanwhile."""
+                took = []
+                lag.start()
+                for n in range(requests):
+                    if fresh:
+                        feeds.render.cache_clear()
+                    started = time.perf_counter()
+                    await request(topics[n % len(topics)])
+                    took.append((time.perf_counter() - started) * 1000)
+                out[f"{name}loop_lag_p99"], out[f"{name}loop_lag_max"] = await lag.stop()
+                return took
+
+            feed_ms = await each("", get)
             # Every feed changed since it was last rendered (the kept documents do not help).
-            lag.start()
-            for n in range(requests):
-                feeds.render.cache_clear()
-                started = time.perf_counter()
-                await get(topics[n % len(topics)])
-                fresh_ms.append((time.perf_counter() - started) * 1000)
-            out["fresh_loop_lag_p99"], out["fresh_loop_lag_max"] = await lag.stop()
-            lag.start()
-            for n in range(requests):
-                started = time.perf_counter()
-                await bot.run(CALLER, Command("lookup", arg=topics[n % len(topics)]))
-                lookup_ms.append((time.perf_counter() - started) * 1000)
-            out["lookup_loop_lag_p99"], out["lookup_loop_lag_max"] = await lag.stop()
+            fresh_ms = await each("fresh_", get, fresh=True)
+            lookup_ms = await each("lookup_", lambda q: bot.run(CALLER, Command("lookup", arg=q)))
         # The store thread's share, with nothing else waiting for it.
         feed_store = [
             timed(lambda q=q: feeds.search_feed(store, "", q, today))  # type: ignore[misc]

@@ -131,8 +131,8 @@ async def log_guarantee(client: AsyncWebClient) -> None:
 
 
 def web_client(token: str | None, api_url: str | None = None) -> AsyncWebClient:
-    """A Web API client with retries for rate limits and dropped connections (no token: the
-    base that OAuth mode's per-team clients copy)."""
+    """A Web API client with retries for rate limits and dropped connections (no token: OAuth
+    mode's client for what no team's token is needed, `oauth.v2.access`)."""
     client = AsyncWebClient(token=token, base_url=api_url or AsyncWebClient.BASE_URL)
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
     client.retry_handlers.append(AsyncConnectionErrorRetryHandler(max_retry_count=2))
@@ -309,15 +309,14 @@ def slack_adapter(settings: Settings, bot: PaperBot, registry: Adapters) -> Slac
         if problem:
             raise Misconfigured(problem)
         assert settings.slack_client_secret is not None
-        client = web_client(None, settings.slack_api_url)
         oauth = SlackOAuth(
             settings.db_path,
             settings.slack_client_id,
             settings.slack_client_secret.get_secret_value(),
-            client,
+            functools.partial(web_client, api_url=settings.slack_api_url),
         )
         return SlackAdapter(
-            bot, client, secret, oauth=oauth, registry=registry, history_interval=history
+            bot, oauth.client, secret, oauth=oauth, registry=registry, history_interval=history
         )
     assert settings.slack_bot_token is not None
     client = web_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,19 @@ class States(SQLite3OAuthStateStore):
         return await asyncio.to_thread(self.consume, state)
 
 
+# Makes a Web API client for a token (None: no token), with paperbot's API URL and retries.
+NewClient = Callable[[str | None], AsyncWebClient]
+
+
 class SlackOAuth:
     """Everything OAuth mode needs: the stores on the database, bolt's settings and
-    `authorize` (token rotation through `client`), and the digests' `TeamClients`."""
+    `authorize` (token rotation through `client`, a client with no token), and the digests'
+    `TeamClients`."""
 
     def __init__(
-        self, database: Path, client_id: str, client_secret: str, client: AsyncWebClient
+        self, database: Path, client_id: str, client_secret: str, new_client: NewClient
     ) -> None:
+        self.client = client = new_client(None)
         self.installations = Installations(database=str(database), client_id=client_id)
         self.settings = AsyncOAuthSettings(
             client_id=client_id,
@@ -165,7 +172,7 @@ class SlackOAuth:
             cache_enabled=True,
             client=client,
         )
-        self.teams = TeamClients(self.installations, client_id, client_secret, client)
+        self.teams = TeamClients(self.installations, client_id, client_secret, client, new_client)
 
 
 class TeamClients:
@@ -177,9 +184,10 @@ class TeamClients:
         client_id: str,
         client_secret: str,
         client: AsyncWebClient,
+        new_client: NewClient,
     ) -> None:
         self.installations = installations
-        self.base = client
+        self.new_client = new_client
         self._rotator = AsyncTokenRotator(
             client_id=client_id, client_secret=client_secret, client=client
         )
@@ -200,15 +208,5 @@ class TeamClients:
         token = bot.bot_token or ""
         client = self._clients.get(team)
         if client is None or client.token != token:
-            client = self._clients[team] = with_token(self.base, token)
+            client = self._clients[team] = self.new_client(token)
         return client
-
-
-def with_token(client: AsyncWebClient, token: str) -> AsyncWebClient:
-    """A copy of `client` (its API URL and retry handlers) that sends `token`."""
-    return AsyncWebClient(
-        token=token,
-        base_url=client.base_url,
-        timeout=client.timeout,
-        retry_handlers=list(client.retry_handlers),
-    )
